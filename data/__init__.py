@@ -1,0 +1,1 @@
+"""Dataset generators, installed as physode.datasets."""

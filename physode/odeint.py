@@ -1,0 +1,103 @@
+"""The front door: odeint(func, y0, t, ...) and solve(...) -> Solution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .grad import GradientMethod, Problem
+from .inputs import (
+    check_derivative, check_gradient, check_method, check_options, check_params, check_state,
+    check_times, check_tolerance, untracked_tensors,
+)
+from .solve import CountedFunc, RungeKutta, SolverError, Stats
+from .state import StateLayout
+
+State = Tensor | tuple[Tensor, ...]
+
+
+@dataclass
+class Solution:
+    """The result of `solve`: output times `ts`, states `ys` (shape (len(ts), *y0.shape), or a tuple
+    of such for a tuple state) and `stats` (filled in for the backward pass once it has run)."""
+
+    ts: Tensor
+    ys: State
+    stats: Stats
+
+
+def odeint(
+    func: Callable, y0: State, t: Tensor | Sequence[float], *, method: str = "dopri5",
+    rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8, gradient: str | GradientMethod = "aca",
+    options: dict | None = None, params: Sequence[Tensor] | None = None,
+) -> State:
+    """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
+
+    Same call as `torchdiffeq.odeint`. y0 is a tensor of any shape or a tuple of tensors; t is
+    1-D and strictly increasing or decreasing. Returns a tensor of shape (len(t), *y0.shape), or a
+    tuple of them. `method`: euler, midpoint, rk4 (fixed step: options={"step_size": h}),
+    heun_euler, bosh3, dopri5, tsit5 (adaptive). `gradient`: "aca" (Adaptive Checkpoint
+    Adjoint), "direct" (backprop through the steps; supports double backward) or "adjoint"
+    (torchdiffeq's). Gradients reach y0, t and the parameters of func when it is an nn.Module (or
+    a bound method of one); a plain function passes its tensors as `params`. `options`: see
+    `physode.inputs.OPTIONS`. Raises `SolverError` when the integration cannot go on.
+    """
+    return solve(
+        func, y0, t, method=method, rtol=rtol, atol=atol, gradient=gradient, options=options, params=params
+    ).ys
+
+
+def solve(
+    func: Callable, y0: State, t: Tensor | Sequence[float], *, method: str = "dopri5",
+    rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8, gradient: str | GradientMethod = "aca",
+    options: dict | None = None, params: Sequence[Tensor] | None = None,
+) -> Solution:
+    """As `odeint`, returning a `Solution` with the output times, the states and the work counts."""
+    strategy = check_gradient(gradient)
+    tableau = check_method(method)
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    y0 = check_state(y0)
+    layout = StateLayout(y0)
+    flat_y0 = layout.flatten(y0)
+    times = check_times(t, flat_y0)
+    control, land = check_options(
+        options, tableau,
+        check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
+    )
+    params = check_params(func, params)
+
+    stats = Stats(nfe=1)
+    f0 = func(times[0], y0)
+    check_derivative(f0, y0, layout)
+    if strategy.needs_params and torch.is_grad_enabled():
+        _require_declared(f0, [*params, *_pieces(y0), times] + ([t] if isinstance(t, Tensor) else []), strategy)
+    f0 = layout.flatten(f0)
+    if not bool(torch.isfinite(f0).all()):
+        raise SolverError("non-finite derivative func(t0, y0)", times[0].item(), 0)
+
+    problem = Problem(
+        func=CountedFunc(layout.wrap(func), stats), y0=flat_y0, f0=f0, times=times, params=params,
+        rk=RungeKutta(tableau, flat_y0.dtype, flat_y0.device), control=control, land=land, stats=stats,
+    )
+    ys = strategy.solve(problem)
+    return Solution(ts=times, ys=layout.unflatten(ys, len(times)), stats=stats)
+
+
+def _pieces(y0: State) -> list[Tensor]:
+    return [y0] if isinstance(y0, Tensor) else list(y0)
+
+
+def _require_declared(f0: State, known: list[Tensor], strategy: GradientMethod) -> None:
+    """Gradient methods that differentiate only the declared params would silently miss others."""
+    untracked = [u for f in _pieces(f0) if f.grad_fn is not None for u in untracked_tensors(f, known)]
+    if untracked:
+        shapes = ", ".join(str(tuple(u.shape)) for u in untracked)
+        raise ValueError(
+            f"func depends on {len(untracked)} tensor(s) that require grad but are not among its parameters "
+            f"(shapes {shapes}); gradient={strategy.name!r} would miss their gradients. Make func an nn.Module "
+            "that owns them, or pass them as params=(...)"
+        )

@@ -1,0 +1,133 @@
+"""The stepping loop: accepted steps on the clock's grid, outputs by dense output or at anchors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .clock import Clock
+from .control import StepControl, error_ratio, initial_step
+from .errors import SolverError
+from .rk import RungeKutta
+from .stats import Stats
+
+_LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
+
+
+@dataclass
+class Grid:
+    """The accepted steps: step i runs from fraction start[i] to end[i] of anchor segment[i].
+
+    `states[i]` is the state at the start of step i, when the loop was asked to keep states;
+    `interior[i]` is the slice of output indices interpolated inside step i.
+    """
+
+    segment: list[int] = field(default_factory=list)
+    start: list[float] = field(default_factory=list)
+    end: list[float] = field(default_factory=list)
+    states: list[Tensor] = field(default_factory=list)
+    interior: list[slice] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.segment)
+
+
+def integrate(
+    func: Callable, rk: RungeKutta, y0: Tensor, f0: Tensor, clock: Clock, control: StepControl,
+    stats: Stats, keep_states: bool = False,
+) -> tuple[list[Tensor], Grid]:
+    """Integrate from the first to the last anchor; return the outputs at clock.times and the grid.
+
+    func is evaluated only inside [t[0], t[-1]]. The step-size search reads errors as Python
+    floats and never enters a graph; whatever graph the step computations build is the caller's.
+    """
+    tab = rk.tableau
+    anchors, times = clock.anchor_values, clock.time_values
+    outputs: list[Tensor | None] = [None] * len(times)
+    outputs[clock.anchor_outputs[0]] = y0
+    grid = Grid()
+    if len(anchors) < 2:
+        return outputs, grid
+    direction = 1.0 if anchors[-1] > anchors[0] else -1.0
+    q = rk.error_exponent_order if tab.adaptive else 1
+    eps = torch.finfo(y0.dtype).eps
+    span = abs(anchors[-1] - anchors[0])
+
+    if not tab.adaptive:
+        h = control.step_size
+    elif control.first_step is not None:
+        h = control.first_step
+    else:
+        h = initial_step(
+            func, anchors[0], y0, f0, direction, tab.order, control.rtol, control.atol,
+            limit=min(span, control.max_step),
+        )
+    t, y, f = anchors[0], y0, f0
+    segment, s = 0, 0.0
+    next_output = clock.interior.start
+    err_previous, after_rejection = 1e-4, False
+
+    while segment < len(anchors) - 1:
+        a0, a1 = anchors[segment], anchors[segment + 1]
+        h_wanted = min(h, control.max_step)
+        remaining = abs(a1 - t)
+        if remaining <= h_wanted * (1 + _LAND_TOLERANCE):
+            t1, s1, h_used = a1, 1.0, remaining
+        else:
+            t1, h_used = t + direction * h_wanted, h_wanted
+            s1 = (t1 - a0) / (a1 - a0)
+        t_tensor, h_tensor = clock.span(segment, s, s1)
+        y1, ks = rk.step(func, t_tensor, h_tensor, y, f)
+
+        if tab.adaptive:
+            err = error_ratio(rk.error(h_tensor, ks), y, y1, control.rtol, control.atol).item()
+            if not err <= 1.0:
+                stats.rejected += 1
+                after_rejection = True
+                h = h_used * control.controller.rejected(err, q)
+                if h < 4 * eps * max(abs(t), span):
+                    reason = "non-finite state" if not math.isfinite(err) else "step size underflow"
+                    raise SolverError(
+                        reason, t, len(grid),
+                        hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field singular there",
+                    )
+                continue
+        elif not bool(torch.isfinite(y1).all()):
+            raise SolverError("non-finite state", t1, len(grid), hint=f"step size {h_used:.3g} may be too large")
+
+        grid.segment.append(segment)
+        grid.start.append(s)
+        grid.end.append(s1)
+        if keep_states:
+            grid.states.append(y)
+        f = ks[-1] if (tab.fsal and len(ks) == tab.stages) else None
+
+        first = next_output
+        while next_output < clock.interior.stop and (times[next_output] - t1) * direction <= 0:
+            next_output += 1
+        grid.interior.append(slice(first, next_output))
+        if next_output > first:
+            if rk.interpolant_needs_end_derivative and f is None:
+                f = func(t_tensor + h_tensor, y1)
+            inside = rk.interpolate(clock.theta(slice(first, next_output), t_tensor, h_tensor), y, y1, h_tensor, ks, f)
+            outputs[first:next_output] = list(inside.unbind(0))
+
+        stats.accepted += 1
+        if tab.adaptive:
+            factor = control.controller.accepted(err, err_previous, q, after_rejection)
+            h = max(h_used * factor, h_wanted) if s1 == 1.0 and h_used < h_wanted else h_used * factor
+            err_previous, after_rejection = max(err, 1e-4), False
+        t, s, y = t1, s1, y1
+        if s1 == 1.0:
+            segment, s = segment + 1, 0.0
+            outputs[clock.anchor_outputs[segment]] = y
+        if len(grid) >= control.max_steps and segment < len(anchors) - 1:
+            raise SolverError(
+                "max_steps exceeded", t, len(grid),
+                hint=f"raise options['max_steps'] (now {control.max_steps}) or loosen rtol/atol",
+            )
+    return outputs, grid

@@ -1,0 +1,1 @@
+"""The zoo of declared dynamical systems, installed as physode.systems."""
