@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..solve import integrate
 from .base import Problem
@@ -45,8 +44,11 @@ class _ACAFunction(torch.autograd.Function):
         return torch.stack(outputs)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_outputs: Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "gradient='aca' does not support double backward (create_graph=True); use gradient='direct'"
+            )
         problem, grid = ctx.problem, ctx.grid
         (times,) = ctx.saved_tensors
         need_times = ctx.needs_input_grad[2]
@@ -65,13 +67,13 @@ class _ACAFunction(torch.autograd.Function):
                 inside = grid.interior[i]
                 with torch.enable_grad():
                     z = grid.states[i].detach().requires_grad_(True)
-                    t, h = clock.span(grid.segment[i], grid.start[i], grid.end[i])
+                    span = clock.span(grid.segment[i], grid.start[i], grid.end[i])
                     has_inside = inside.stop > inside.start
-                    y1, ks = rk.step(func, t, h, z, full=has_inside)
+                    y1, ks = rk.step(func, span, z, full=has_inside)
                     outs, cotangents = [y1], [adjoint]
                     if has_inside:
-                        f1 = rk.end_derivative(func, t, h, y1, ks) if rk.interpolant_needs_end_derivative else None
-                        outs.append(rk.interpolate(clock.theta(inside, t, h), z, y1, h, ks, f1))
+                        f1 = rk.end_derivative(func, span, y1, ks) if rk.interpolant_needs_end_derivative else None
+                        outs.append(rk.interpolate(clock.theta(inside, span), z, y1, span.h, ks, f1))
                         cotangents.append(grad_outputs[inside])
                     grads = torch.autograd.grad(outs, (z, *inputs), cotangents, allow_unused=True)
                 adjoint = grads[0]

@@ -1,6 +1,6 @@
 """Numerics: Runge-Kutta steps, step-size control and the stepping loop. Imports nothing else of physode."""
 
-from .clock import Clock
+from .clock import Clock, Span
 from .control import PIController, StepControl
 from .errors import SolverError
 from .loop import Grid, integrate
@@ -10,5 +10,5 @@ from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
     "TABLEAUS", "ButcherTableau", "Clock", "CountedFunc", "Grid", "PIController", "RungeKutta",
-    "SolverError", "Stats", "StepControl", "integrate",
+    "SolverError", "Span", "Stats", "StepControl", "integrate",
 ]

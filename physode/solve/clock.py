@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from torch import Tensor
 
 
+class Span(NamedTuple):
+    """One step: from time t0 to time t1, of signed size h = t1 - t0."""
+
+    t0: Tensor
+    t1: Tensor
+    h: Tensor
+
+
 class Clock:
-    """Step times tied to anchors: a node at fraction s of segment a is A[a] + s (A[a+1] - A[a]).
+    """Step times tied to anchors: a node at fraction s of segment a is (1 - s) A[a] + s A[a+1].
 
     The anchors are t[0] and t[-1] (or every output time, when the solver lands on them). The step
     controller only picks the fractions s; derivatives with respect to the output times then flow
@@ -22,12 +32,14 @@ class Clock:
         # outputs strictly inside a segment, found by dense output
         self.interior = range(0) if land else range(1, max(last, 1))
 
-    def span(self, segment: int, s0: float, s1: float) -> tuple[Tensor, Tensor]:
-        """(t, h) of the step from fraction s0 to fraction s1 of a segment."""
+    def span(self, segment: int, s0: float, s1: float) -> Span:
+        """The step from fraction s0 to fraction s1 of a segment; exact at the anchors."""
         start = self.times[self.anchor_outputs[segment]]
-        width = self.times[self.anchor_outputs[segment + 1]] - start
-        return start + s0 * width, (s1 - s0) * width
+        end = self.times[self.anchor_outputs[segment + 1]]
+        t0 = start * (1.0 - s0) + end * s0
+        t1 = start * (1.0 - s1) + end * s1
+        return Span(t0, t1, t1 - t0)
 
-    def theta(self, outputs: slice, t: Tensor, h: Tensor) -> Tensor:
-        """Interpolation parameters of the output times self.times[outputs] in the step (t, h)."""
-        return (self.times[outputs] - t) / h
+    def theta(self, outputs: slice, span: Span) -> Tensor:
+        """Interpolation parameters of the output times self.times[outputs] in a step."""
+        return (self.times[outputs] - span.t0) / span.h

@@ -19,11 +19,14 @@ def error_ratio(error: Tensor, y0: Tensor, y1: Tensor, rtol: float | Tensor, ato
     return (error / scale).square().mean().sqrt()
 
 
+@torch.no_grad()
 def initial_step(
     func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, order: int,
     rtol: float | Tensor, atol: float | Tensor, limit: float,
 ) -> float:
     """Starting step size magnitude, at most `limit` (Hairer, Norsett & Wanner, Solving ODEs I, II.4).
+
+    `limit` must not exceed the distance to the end of the span; the probe stays inside it.
 
     One trial Euler step of size h0 = 0.01 ||y0|| / ||f0|| estimates the second derivative; the
     step is then chosen so that the local error of a method of order `order` is about 0.01.
@@ -34,6 +37,7 @@ def initial_step(
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, limit)
     t1 = torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device)
+    t1 = t1.clamp(*sorted((t0, t0 + direction * limit)))
     f1 = func(t1, y0 + (direction * h0) * f0)
     d2 = ((f1 - f0) / scale).square().mean().sqrt().item() / h0
     if max(d1, d2) <= 1e-15:

@@ -55,7 +55,7 @@ def integrate(
     direction = 1.0 if anchors[-1] > anchors[0] else -1.0
     q = rk.error_exponent_order if tab.adaptive else 1
     eps = torch.finfo(y0.dtype).eps
-    span = abs(anchors[-1] - anchors[0])
+    length = abs(anchors[-1] - anchors[0])
 
     if not tab.adaptive:
         h = control.step_size
@@ -64,7 +64,7 @@ def integrate(
     else:
         h = initial_step(
             func, anchors[0], y0, f0, direction, tab.order, control.rtol, control.atol,
-            limit=min(span, control.max_step),
+            limit=min(length, control.max_step),
         )
     t, y, f = anchors[0], y0, f0
     segment, s = 0, 0.0
@@ -80,16 +80,17 @@ def integrate(
         else:
             t1, h_used = t + direction * h_wanted, h_wanted
             s1 = (t1 - a0) / (a1 - a0)
-        t_tensor, h_tensor = clock.span(segment, s, s1)
-        y1, ks = rk.step(func, t_tensor, h_tensor, y, f)
+        span = clock.span(segment, s, s1)
+        y1, ks = rk.step(func, span, y, f)
 
         if tab.adaptive:
-            err = error_ratio(rk.error(h_tensor, ks), y, y1, control.rtol, control.atol).item()
+            with torch.no_grad():
+                err = error_ratio(rk.error(span.h, ks), y, y1, control.rtol, control.atol).item()
             if not err <= 1.0:
                 stats.rejected += 1
                 after_rejection = True
                 h = h_used * control.controller.rejected(err, q)
-                if h < 4 * eps * max(abs(t), span):
+                if h < 4 * eps * max(abs(t), length):
                     reason = "non-finite state" if not math.isfinite(err) else "step size underflow"
                     raise SolverError(
                         reason, t, len(grid),
@@ -104,7 +105,7 @@ def integrate(
         grid.end.append(s1)
         if keep_states:
             grid.states.append(y)
-        f = ks[-1] if (tab.fsal and len(ks) == tab.stages) else None
+        f = ks[-1] if tab.fsal else None
 
         first = next_output
         while next_output < clock.interior.stop and (times[next_output] - t1) * direction <= 0:
@@ -112,8 +113,8 @@ def integrate(
         grid.interior.append(slice(first, next_output))
         if next_output > first:
             if rk.interpolant_needs_end_derivative and f is None:
-                f = func(t_tensor + h_tensor, y1)
-            inside = rk.interpolate(clock.theta(slice(first, next_output), t_tensor, h_tensor), y, y1, h_tensor, ks, f)
+                f = func(span.t1, y1)
+            inside = rk.interpolate(clock.theta(slice(first, next_output), span), y, y1, span.h, ks, f)
             outputs[first:next_output] = list(inside.unbind(0))
 
         stats.accepted += 1

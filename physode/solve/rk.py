@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .clock import Span
 from .tableaus import ButcherTableau
 
 # Cubic Hermite basis in powers theta^1..theta^3, for the vectors (y1 - y0, h f0, h f1):
@@ -39,23 +40,23 @@ class RungeKutta:
         return min(self.tableau.order, self.tableau.error_order) + 1
 
     def step(
-        self, func: Callable, t: Tensor, h: Tensor, y: Tensor, k1: Tensor | None = None,
-        full: bool = True,
+        self, func: Callable, span: Span, y: Tensor, k1: Tensor | None = None, full: bool = True,
     ) -> tuple[Tensor, list[Tensor]]:
-        """Take one step from (t, y) with step h; returns y1 and the stages k.
+        """Take one step from y at span.t0 to span.t1; returns y1 and the stages k.
 
         With full=False only the stages y1 depends on are evaluated (no error estimate, and the
-        FSAL stage is skipped); k1 = f(t, y) may be passed in when it is already known.
+        FSAL stage is skipped); k1 = f(t0, y) may be passed in when it is already known. Stages
+        with c = 1 are evaluated at exactly t1.
         """
-        tab = self.tableau
-        ks = [func(t, y) if k1 is None else k1]
+        tab, h = self.tableau, span.h
+        ks = [func(span.t0, y) if k1 is None else k1]
         n = tab.stages if full else tab.solution_stages
         y1 = None
         for i in range(1, n):
             if i == tab.solution_stages:
                 y1 = torch.addcmul(y, h, combine(tab.b, ks))
             stage_y = y1 if (i == tab.stages - 1 and tab.fsal) else torch.addcmul(y, h, combine(tab.a[i], ks))
-            ks.append(func(t + tab.c[i] * h, stage_y))
+            ks.append(func(span.t1 if tab.c[i] == 1.0 else span.t0 + tab.c[i] * h, stage_y))
         if y1 is None:
             y1 = torch.addcmul(y, h, combine(tab.b, ks))
         return y1, ks
@@ -64,11 +65,11 @@ class RungeKutta:
         """Local error estimate h sum_i (b_i - b_hat_i) k_i of the embedded pair."""
         return combine(self.tableau.b_error, ks) * h
 
-    def end_derivative(self, func: Callable, t: Tensor, h: Tensor, y1: Tensor, ks: list[Tensor]) -> Tensor:
-        """f(t + h, y1): the FSAL stage when the step computed it, else one more evaluation."""
+    def end_derivative(self, func: Callable, span: Span, y1: Tensor, ks: list[Tensor]) -> Tensor:
+        """f(t1, y1): the FSAL stage when the step computed it, else one more evaluation."""
         if self.tableau.fsal and len(ks) == self.tableau.stages:
             return ks[-1]
-        return func(t + h, y1)
+        return func(span.t1, y1)
 
     @property
     def interpolant_needs_end_derivative(self) -> bool:
