@@ -10,6 +10,7 @@ without one use cubic Hermite interpolation between the step's ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction as F
 
 
@@ -39,12 +40,12 @@ class ButcherTableau:
     def adaptive(self) -> bool:
         return self.b_error is not None
 
-    @property
+    @cached_property
     def fsal(self) -> bool:
         """First same as last: the last stage is f(t + h, y1), the next step's first stage."""
         return self.c[-1] == 1.0 and self.b[-1] == 0.0 and self.a[-1] == self.b[:-1]
 
-    @property
+    @cached_property
     def solution_stages(self) -> int:
         """Number of leading stages that y1 depends on (the last nonzero b, plus one)."""
         return max(i for i, bi in enumerate(self.b) if bi != 0.0) + 1
