@@ -20,7 +20,8 @@ The loss is the mean squared distance of y at the output times after t0 (by defa
 time; --outputs K spaces K of them over the horizon) to a fixed target. For each problem and method
 it reports:
 
-    time        median wall time of one forward+backward over --repeats runs, after one warm-up
+    time        median wall time of one forward+backward over --repeats runs, after one warm-up;
+                the methods take turns in each round, so that a change of load hits all alike
     nfe         calls of func in the forward and in the backward pass, counted by a wrapper
     memory      peak memory of one forward+backward above what was in use just before it. On CPU
                 each (problem, method) is measured in a fresh subprocess (--child): it builds the
@@ -45,7 +46,7 @@ grad error (<= 0.1).
 
 Run from the repository root:
 
-    python benchmarks/gradients.py                   # default run, a few minutes on 2 cores
+    python benchmarks/gradients.py                   # default run, about a minute on 2 cores
     python benchmarks/gradients.py --quick           # smoke run: tiny sizes, 1 repeat
     python benchmarks/gradients.py --problem damped --repeats 10 --markdown results.md
     python benchmarks/gradients.py --device cuda --threads 1 --rtol 1e-5 --atol 1e-7
@@ -79,17 +80,23 @@ from torch import Tensor, nn
 # ----------------------------------------------------------------------------------------------
 
 
-class Counted(nn.Module):
-    """Wraps func(t, y) and counts its calls, so that every library is counted the same way."""
+@dataclass
+class Tally:
+    calls: int = 0
 
-    def __init__(self, field: nn.Module):
+
+class Counted(nn.Module):
+    """Wraps func(t, y) and counts its calls, so that every library is counted the same way. (The
+    count lives on a plain object: nn.Module.__setattr__ would add microseconds to every call.)"""
+
+    def __init__(self, vector_field: nn.Module):
         super().__init__()
-        self.field = field
-        self.calls = 0
+        self.vector_field = vector_field
+        self.tally = Tally()
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
-        self.calls += 1
-        return self.field(t, y)
+        self.tally.calls += 1
+        return self.vector_field(t, y)
 
 
 class MLPField(nn.Module):
@@ -240,14 +247,14 @@ class Method:
 
     def run(self, problem: Problem, rtol: float, atol: float) -> Run:
         """Forward, loss, backward (torch.autograd.grad w.r.t. every parameter and y0)."""
-        func, inputs = problem.func, problem.inputs()
-        func.calls = 0
+        func, inputs, tally = problem.func, problem.inputs(), problem.func.tally
+        tally.calls = 0
         ys = self.solve(func, problem.y0, problem.t, rtol, atol)
-        nfe_forward = func.calls
+        nfe_forward = tally.calls
         loss = problem.loss(ys)
         grads = torch.autograd.grad(loss, inputs, allow_unused=True)
         flat = [(torch.zeros_like(x) if g is None else g).detach().reshape(-1) for g, x in zip(grads, inputs)]
-        return Run(loss.item(), torch.cat(flat).double().cpu(), nfe_forward, func.calls - nfe_forward)
+        return Run(loss.item(), torch.cat(flat).double().cpu(), nfe_forward, tally.calls - nfe_forward)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -275,17 +282,13 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_runs(method: Method, problem: Problem, args) -> tuple[Run, list[float]]:
-    """One warm-up run (whose result is returned), then --repeats timed runs."""
-    first = method.run(problem, args.rtol, args.atol)
-    seconds = []
-    for _ in range(args.repeats):
-        _sync(args.device)
-        start = time.perf_counter()
-        method.run(problem, args.rtol, args.atol)
-        _sync(args.device)
-        seconds.append(time.perf_counter() - start)
-    return first, seconds
+def timed_run(method: Method, problem: Problem, args) -> float:
+    """Wall time of one forward+backward, in seconds."""
+    _sync(args.device)
+    start = time.perf_counter()
+    method.run(problem, args.rtol, args.atol)
+    _sync(args.device)
+    return time.perf_counter() - start
 
 
 def _proc_status_kb(key: str) -> int | None:
@@ -401,22 +404,32 @@ def _relative(x: Tensor, ref: Tensor) -> float:
     return float((x - ref).norm() / ref.norm())
 
 
-def measure(problem_name: str, method: Method, ref: Tensor, args) -> Row:
-    row = Row(problem_name, method.name)
-    problem = PROBLEMS[problem_name](args, _batch(args, problem_name))
-    try:
-        run, seconds = time_runs(method, problem, args)
-    except Exception as error:  # noqa: BLE001 - a failing method is a result, not a crash
-        row.notes.append(f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
-        return row
-    row.seconds = statistics.median(seconds) if seconds else None
-    row.nfe_forward, row.nfe_backward = run.nfe_forward, run.nfe_backward
-    row.grad_error = _relative(run.grad, ref) if bool(torch.isfinite(run.grad).all()) else math.inf
-    if not args.no_memory:
-        row.memory_mib, how = memory_in_child(problem_name, method.name, args)
-        if row.memory_mib is None:
-            row.notes.append(how)
-    return row
+def measure_problem(problem_name: str, methods: list[Method], ref: Tensor, args) -> list[Row]:
+    """Warm-up run of every method (its result gives nfe and gradient error), then --repeats rounds
+    that time each method once in turn, so that a change of machine load hits all of them alike,
+    then peak memory in subprocesses."""
+    rows, timed = [], []
+    for method in methods:
+        row, problem = Row(problem_name, method.name), PROBLEMS[problem_name](args, _batch(args, problem_name))
+        rows.append(row)
+        try:
+            run = method.run(problem, args.rtol, args.atol)
+        except Exception as error:  # noqa: BLE001 - a failing method is a result, not a crash
+            row.notes.append(f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+            continue
+        row.nfe_forward, row.nfe_backward = run.nfe_forward, run.nfe_backward
+        row.grad_error = _relative(run.grad, ref) if bool(torch.isfinite(run.grad).all()) else math.inf
+        timed.append((row, method, problem, []))
+    for _ in range(args.repeats):
+        for row, method, problem, seconds in timed:
+            seconds.append(timed_run(method, problem, args))
+    for row, method, problem, seconds in timed:
+        row.seconds = statistics.median(seconds) if seconds else None
+        if not args.no_memory:
+            row.memory_mib, how = memory_in_child(problem_name, method.name, args)
+            if row.memory_mib is None:
+                row.notes.append(how)
+    return rows
 
 
 def run_benchmark(args) -> list[Row]:
@@ -431,11 +444,10 @@ def run_benchmark(args) -> list[Row]:
         ref, check = reference(PROBLEMS[problem_name](args, _batch(args, problem_name)), args)
         print(f"{problem_name}: reference check: physode direct float64 at rtol=atol={args.ref_tol:g} differs "
               f"from the same at {100 * args.ref_tol:g} by {check:.2e} (relative L2); "
-              f"took {time.perf_counter() - start:.1f} s")
-        for method in methods:
-            start = time.perf_counter()
-            rows.append(measure(problem_name, method, ref, args))
-            print(f"  {problem_name} / {method.name}: done in {time.perf_counter() - start:.1f} s", flush=True)
+              f"took {time.perf_counter() - start:.1f} s", flush=True)
+        start = time.perf_counter()
+        rows += measure_problem(problem_name, methods, ref, args)
+        print(f"{problem_name}: measured in {time.perf_counter() - start:.1f} s", flush=True)
     return rows
 
 # ----------------------------------------------------------------------------------------------
@@ -481,7 +493,10 @@ def ratio_lines(rows: list[Row]) -> list[tuple[str, str, str, str]]:
 def format_text(rows: list[Row], args) -> str:
     cells = [COLUMNS, *table_cells(rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    line = lambda c: "  ".join(s.ljust(w) if i < 2 else s.rjust(w) for i, (s, w) in enumerate(zip(c, widths)))
+
+    def line(c):
+        return "  ".join(s.ljust(w) if i < 2 else s.rjust(w) for i, (s, w) in enumerate(zip(c, widths)))
+
     out = [_settings(args), "", line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])]
     out += [f"  {r.problem} / {r.method}: {note}" for r in rows for note in r.notes]
     out += ["", "ratios against torchdiffeq:"]
@@ -490,7 +505,9 @@ def format_text(rows: list[Row], args) -> str:
 
 
 def format_markdown(rows: list[Row], args) -> str:
-    row = lambda c: "| " + " | ".join(c) + " |"
+    def row(cells):
+        return "| " + " | ".join(cells) + " |"
+
     out = [f"_{_settings(args)}_", "", row(COLUMNS), row(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2))]
     out += [row(c) for c in table_cells(rows)]
     notes = [f"- {r.problem} / {r.method}: {note}" for r in rows for note in r.notes]
@@ -553,6 +570,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _warn_if_busy() -> None:
+    """Threads that wait on each other slow down erratically when other processes hold the cores."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 and torch.get_num_threads() > 1:
+        print(f"note: 1-minute load average {load:.2f} on {cores} cores before starting; if other processes "
+              f"compete for the cores, torch's {torch.get_num_threads()} threads make timings erratic "
+              "(try --threads 1)")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:
@@ -561,6 +587,7 @@ def main(argv: list[str] | None = None) -> None:
         child_main(args)
         return
     start = time.perf_counter()
+    _warn_if_busy()
     rows = run_benchmark(args)
     print()
     print(format_text(rows, args))
