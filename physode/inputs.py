@@ -97,8 +97,10 @@ def check_tolerance(name: str, tol, layout: StateLayout, like: Tensor) -> float 
             raise ValueError(f"{name} as a tuple must have one entry per tensor of y0 ({len(layout.shapes)}), got {len(tol)}")
         parts = [_tolerance_tensor(f"{name}[{i}]", x, shape, like) for i, (x, shape) in enumerate(zip(tol, layout.shapes))]
         return torch.cat([p.reshape(-1) for p in parts])
+    if isinstance(tol, Tensor) and tol.numel() == 1 and not tol.requires_grad:
+        return check_tolerance(name, tol.item(), layout, like)
     if isinstance(tol, Tensor):
-        if layout.is_tuple and tol.numel() != 1:
+        if layout.is_tuple:
             raise ValueError(f"{name} for a tuple state must be a number or a tuple with one entry per tensor of y0")
         return _tolerance_tensor(name, tol, like.shape if not layout.is_tuple else (), like)
     raise TypeError(f"{name} must be a positive number or tensor, got {type(tol).__name__}")
@@ -123,7 +125,12 @@ def check_options(
     if unknown:
         listing = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
         raise ValueError(f"unknown options {unknown}; valid options are {listing}")
-    land = bool(options.pop("land_on_outputs", False))
+    land = options.pop("land_on_outputs", False)
+    if not isinstance(land, bool):
+        raise TypeError(f"options['land_on_outputs'] must be True or False, got {land!r}")
+    for key, value in options.items():
+        if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            raise TypeError(f"options[{key!r}] must be a number, got {value!r}")
     for key in ("step_size", "first_step", "max_step"):
         if key in options and options[key] is not None:
             value = options[key]
@@ -155,7 +162,7 @@ def check_options(
 
 
 def check_params(func: Callable, params) -> tuple[Tensor, ...]:
-    """The tensors whose gradients are wanted: `params`, else the parameters of func's nn.Module."""
+    """The tensors whose gradients are wanted, each once: `params`, else the parameters of func's nn.Module."""
     if params is not None:
         params = tuple(params)
         for i, p in enumerate(params):
@@ -164,7 +171,8 @@ def check_params(func: Callable, params) -> tuple[Tensor, ...]:
     else:
         module = func if isinstance(func, nn.Module) else getattr(func, "__self__", None)
         params = tuple(module.parameters()) if isinstance(module, nn.Module) else ()
-    return tuple(p for p in params if p.requires_grad)
+    unique = {id(p): p for p in params if p.requires_grad}
+    return tuple(unique.values())
 
 
 def check_derivative(f0, y0: Tensor | tuple[Tensor, ...], layout: StateLayout) -> None:

@@ -71,10 +71,17 @@ def solve(
     params = check_params(func, params)
 
     stats = Stats(nfe=1)
-    f0 = func(times[0], y0)
-    check_derivative(f0, y0, layout)
-    if strategy.needs_params and torch.is_grad_enabled():
-        _require_declared(f0, [*params, *_pieces(y0), times] + ([t] if isinstance(t, Tensor) else []), strategy)
+    if strategy.needs_params:
+        # The method differentiates only `params`: evaluate with detached arguments so that a func
+        # closing over y0, t or any other tensor that requires grad is caught here.
+        detached = layout.unflatten(flat_y0.detach())
+        f0 = func(times[0].detach(), detached)
+        check_derivative(f0, detached, layout)
+        if torch.is_grad_enabled():
+            _require_declared(f0, params, strategy)
+    else:
+        f0 = func(times[0], y0)
+        check_derivative(f0, y0, layout)
     f0 = layout.flatten(f0)
     if not bool(torch.isfinite(f0).all()):
         raise SolverError("non-finite derivative func(t0, y0)", times[0].item(), 0)
@@ -87,17 +94,15 @@ def solve(
     return Solution(ts=times, ys=layout.unflatten(ys, len(times)), stats=stats)
 
 
-def _pieces(y0: State) -> list[Tensor]:
-    return [y0] if isinstance(y0, Tensor) else list(y0)
-
-
-def _require_declared(f0: State, known: list[Tensor], strategy: GradientMethod) -> None:
+def _require_declared(f0: State, params: tuple[Tensor, ...], strategy: GradientMethod) -> None:
     """Gradient methods that differentiate only the declared params would silently miss others."""
-    untracked = [u for f in _pieces(f0) if f.grad_fn is not None for u in untracked_tensors(f, known)]
+    pieces = [f0] if isinstance(f0, Tensor) else list(f0)
+    untracked = [u for f in pieces if f.grad_fn is not None for u in untracked_tensors(f, list(params))]
     if untracked:
         shapes = ", ".join(str(tuple(u.shape)) for u in untracked)
         raise ValueError(
-            f"func depends on {len(untracked)} tensor(s) that require grad but are not among its parameters "
+            f"func depends on {len(untracked)} tensor(s) that require grad but are not among its parameters, "
+            "such as y0, t or a tensor it closes over "
             f"(shapes {shapes}); gradient={strategy.name!r} would miss their gradients. Make func an nn.Module "
             "that owns them, or pass them as params=(...)"
         )

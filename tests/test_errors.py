@@ -149,3 +149,28 @@ def test_params_must_be_tensors():
 def test_adjoint_without_tsit5():
     with pytest.raises(ValueError, match="torchdiffeq, which has no method 'tsit5'"):
         physode.odeint(Linear(), Y0, T, method="tsit5", gradient="adjoint")
+
+
+def test_adjoint_refuses_per_component_tolerances():
+    with pytest.raises(ValueError, match="scalar rtol and atol only"):
+        physode.odeint(Linear(), Y0, T, gradient="adjoint", rtol=torch.tensor([1e-6, 1e-7], dtype=F64))
+    physode.odeint(Linear(), Y0, T, gradient="adjoint", rtol=torch.tensor(1e-6))
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"beta2": float("nan")}, ValueError, "beta2'] must be a finite number"),
+    ({"land_on_outputs": "no"}, TypeError, "must be True or False"),
+    ({"safety": "0.9"}, TypeError, r"options\['safety'\] must be a number"),
+])
+def test_option_types(options, error, message):
+    with pytest.raises(error, match=message):
+        physode.odeint(exp_decay, Y0, T, options=options)
+
+
+def test_no_spurious_underflow_on_a_long_float32_span():
+    """A sharp pulse at t = 5 forces rejections early in a span of 1e5 time units."""
+    def pulse(t, y):
+        return 1e-2 / (1e-4 + (t - 5.0) ** 2) - 0.01 * y
+
+    ys = physode.odeint(pulse, torch.zeros(1), torch.tensor([0.0, 1e5]), rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(ys).all()

@@ -201,3 +201,52 @@ def test_oscillator_gradient_closed_form():
     assert g_x0.item() == pytest.approx(math.cos(2 * T), rel=1e-8)
     assert g_v0.item() == pytest.approx(math.sin(2 * T) / 2, rel=1e-8)
     assert g_t[1].item() == pytest.approx(-2 * 0.7 * math.sin(2 * T) + (-0.4) * math.cos(2 * T), rel=1e-8)
+
+
+@pytest.mark.parametrize("gradient", ["aca", "adjoint"])
+def test_func_closing_over_y0_or_t_is_refused(gradient):
+    """Methods that differentiate only the declared params must not drop a closure's dependence."""
+    y0 = torch.tensor([1.0, 0.5], dtype=F64, requires_grad=True)
+    t = torch.tensor([0.0, 0.5, 2.0], dtype=F64, requires_grad=True)
+    with pytest.raises(ValueError, match="such as y0, t or a tensor it closes over"):
+        physode.odeint(lambda s, y: -(y - 2 * y0), y0, t, params=(), gradient=gradient)
+    with pytest.raises(ValueError, match="such as y0, t or a tensor it closes over"):
+        physode.odeint(lambda s, y: -y * t[-1], y0, t, params=(), gradient=gradient)
+    ys = physode.odeint(lambda s, y: -(y - 2 * y0), y0, t, gradient="direct", rtol=1e-11, atol=1e-11)
+    (g,) = torch.autograd.grad(ys[-1, 0], [y0])
+    assert g[0].item() == pytest.approx(2 - math.exp(-2), rel=1e-8)
+
+
+@pytest.mark.parametrize("gradient", GRADIENTS)
+def test_repeated_params_count_once(gradient):
+    a = torch.tensor(0.5, dtype=F64, requires_grad=True)
+    ys = physode.odeint(lambda t, z: a * z, torch.tensor([2.0], dtype=F64), torch.tensor([0.0, 1.0], dtype=F64),
+                        rtol=1e-11, atol=1e-11, gradient=gradient, params=(a, a))
+    (g,) = torch.autograd.grad(ys[-1].sum(), [a])
+    assert g.item() == pytest.approx(2.0 * math.exp(0.5), rel=1e-8)
+
+
+def test_aca_with_a_tensor_built_from_params_outside_func():
+    p = torch.tensor([[0.1, -0.4], [0.3, -0.2]], dtype=F64, requires_grad=True)
+    y0 = torch.tensor([1.0, -1.0], dtype=F64)
+    t = torch.tensor([0.0, 0.7, 1.5], dtype=F64)
+
+    def grad(gradient):
+        matrix = 2.0 * p  # one graph, shared by every step's recomputation
+        ys = physode.odeint(lambda s, y: y @ matrix.T, y0, t, gradient=gradient, params=(p,))
+        return torch.autograd.grad(ys.square().sum(), [p])[0]
+
+    assert (grad("aca") - grad("direct")).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("gradient", ["aca", "direct"])
+def test_fixed_step_time_gradient_is_that_of_the_steps_taken(gradient):
+    """Euler with h = 0.1 on y' = y over [t0, T] = [0, 1.05]: ten steps of 0.1 and a last one of
+    T - t0 - 1, so y(T) = 1.1^10 (1 + T - t0 - 1): dy(T)/dT = 1.1^10 and dy(T)/dt0 = -1.1^10."""
+    t = torch.tensor([0.0, 1.05], dtype=F64, requires_grad=True)
+    ys = physode.odeint(lambda s, y: y, torch.tensor([1.0], dtype=F64), t, method="euler",
+                        options={"step_size": 0.1}, gradient=gradient, params=())
+    (g,) = torch.autograd.grad(ys[-1].sum(), [t])
+    assert ys[-1].item() == pytest.approx(1.1**10 * 1.05, rel=1e-13)
+    assert g[1].item() == pytest.approx(1.1**10, rel=1e-13)
+    assert g[0].item() == pytest.approx(-(1.1**10), rel=1e-13)

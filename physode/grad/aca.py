@@ -62,7 +62,7 @@ class _ACAFunction(torch.autograd.Function):
         func.backward = True
         try:
             for i in reversed(range(len(grid))):
-                if grid.end[i] == 1.0:
+                if grid.ends_segment(i):
                     adjoint = adjoint + grad_outputs[clock.anchor_outputs[grid.segment[i] + 1]]
                 inside = grid.interior[i]
                 with torch.enable_grad():
@@ -75,7 +75,8 @@ class _ACAFunction(torch.autograd.Function):
                         f1 = rk.end_derivative(func, span, y1, ks) if rk.interpolant_needs_end_derivative else None
                         outs.append(rk.interpolate(clock.theta(inside, span), z, y1, span.h, ks, f1))
                         cotangents.append(grad_outputs[inside])
-                    grads = torch.autograd.grad(outs, (z, *inputs), cotangents, allow_unused=True)
+                    # retain_graph: func may use a graph built outside it from params, shared by all steps
+                    grads = torch.autograd.grad(outs, (z, *inputs), cotangents, allow_unused=True, retain_graph=True)
                 adjoint = grads[0]
                 totals = [_add(a, g) for a, g in zip(totals, grads[1:])]
                 problem.stats.accepted_backward += 1

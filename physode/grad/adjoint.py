@@ -38,6 +38,11 @@ class Adjoint:
 
         p, c = problem, problem.control
         method = p.rk.tableau.name
+        if isinstance(c.rtol, Tensor) or isinstance(c.atol, Tensor):
+            raise ValueError(
+                "gradient='adjoint' runs torchdiffeq's adjoint, which takes scalar rtol and atol only; "
+                "use gradient='aca' or 'direct' for per-component tolerances"
+            )
         if method not in TORCHDIFFEQ_METHODS:
             raise ValueError(
                 f"gradient='adjoint' runs torchdiffeq, which has no method {method!r}; "

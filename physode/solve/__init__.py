@@ -1,6 +1,6 @@
 """Numerics: Runge-Kutta steps, step-size control and the stepping loop. Imports nothing else of physode."""
 
-from .clock import Clock, Span
+from .clock import Clock, Node, Span
 from .control import PIController, StepControl
 from .errors import SolverError
 from .loop import Grid, integrate
@@ -9,6 +9,6 @@ from .stats import CountedFunc, Stats
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
-    "TABLEAUS", "ButcherTableau", "Clock", "CountedFunc", "Grid", "PIController", "RungeKutta",
+    "TABLEAUS", "ButcherTableau", "Clock", "CountedFunc", "Grid", "Node", "PIController", "RungeKutta",
     "SolverError", "Span", "Stats", "StepControl", "integrate",
 ]

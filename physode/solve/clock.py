@@ -15,12 +15,24 @@ class Span(NamedTuple):
     h: Tensor
 
 
-class Clock:
-    """Step times tied to anchors: a node at fraction s of segment a is (1 - s) A[a] + s A[a+1].
+class Node(NamedTuple):
+    """A grid time relative to the anchors of its segment a: (1 - s) A[a] + s A[a+1] + offset."""
 
-    The anchors are t[0] and t[-1] (or every output time, when the solver lands on them). The step
-    controller only picks the fractions s; derivatives with respect to the output times then flow
-    through every step's (t, h) and through the interpolation parameter theta = (t_k - t_i) / h_i.
+    s: float
+    offset: float = 0.0
+
+
+SEGMENT_START, SEGMENT_END = Node(0.0), Node(1.0)
+
+
+class Clock:
+    """Step times tied to anchors, so that derivatives with respect to the output times are exact.
+
+    The anchors are t[0] and t[-1] (or every output time, when the solver lands on them). An
+    adaptive method's nodes sit at fixed fractions s of their segment (the controller picks s and
+    is not differentiated); a fixed-step method's nodes sit at fixed offsets k h from the start
+    of their segment, its last step ending on the next anchor. Derivatives with respect to t then
+    flow through every step's (t0, t1) and the interpolation parameter theta = (t_k - t0) / h.
     """
 
     def __init__(self, times: Tensor, land: bool):
@@ -32,14 +44,23 @@ class Clock:
         # outputs strictly inside a segment, found by dense output
         self.interior = range(0) if land else range(1, max(last, 1))
 
-    def span(self, segment: int, s0: float, s1: float) -> Span:
-        """The step from fraction s0 to fraction s1 of a segment; exact at the anchors."""
-        start = self.times[self.anchor_outputs[segment]]
-        end = self.times[self.anchor_outputs[segment + 1]]
-        t0 = start * (1.0 - s0) + end * s0
-        t1 = start * (1.0 - s1) + end * s1
+    def value(self, segment: int, node: Node) -> float:
+        """The time of a node, as a Python float."""
+        a0, a1 = self.anchor_values[segment], self.anchor_values[segment + 1]
+        return (a0 if node.s == 0.0 else a1 if node.s == 1.0 else a0 * (1.0 - node.s) + a1 * node.s) + node.offset
+
+    def span(self, segment: int, start: Node, end: Node) -> Span:
+        """The step between two nodes of a segment; exactly on the anchors at s = 0 and s = 1."""
+        a0 = self.times[self.anchor_outputs[segment]]
+        a1 = self.times[self.anchor_outputs[segment + 1]]
+        t0, t1 = (_time(a0, a1, node) for node in (start, end))
         return Span(t0, t1, t1 - t0)
 
     def theta(self, outputs: slice, span: Span) -> Tensor:
         """Interpolation parameters of the output times self.times[outputs] in a step."""
         return (self.times[outputs] - span.t0) / span.h
+
+
+def _time(a0: Tensor, a1: Tensor, node: Node) -> Tensor:
+    t = a0 if node.s == 0.0 else a1 if node.s == 1.0 else a0 * (1.0 - node.s) + a1 * node.s
+    return t + node.offset if node.offset else t

@@ -21,15 +21,15 @@ def error_ratio(error: Tensor, y0: Tensor, y1: Tensor, rtol: float | Tensor, ato
 
 @torch.no_grad()
 def initial_step(
-    func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, order: int,
+    func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, q: int,
     rtol: float | Tensor, atol: float | Tensor, limit: float,
 ) -> float:
     """Starting step size magnitude, at most `limit` (Hairer, Norsett & Wanner, Solving ODEs I, II.4).
 
-    `limit` must not exceed the distance to the end of the span; the probe stays inside it.
-
     One trial Euler step of size h0 = 0.01 ||y0|| / ||f0|| estimates the second derivative; the
-    step is then chosen so that the local error of a method of order `order` is about 0.01.
+    step is then chosen so that an error estimate ~ h^q is about 0.01 (q = 5 for dopri5, as in
+    the DOPRI5 code). `limit` must not exceed the distance to the end of the span, so that the
+    probe stays inside it.
     """
     scale = atol + rtol * y0.abs()
     d0 = (y0 / scale).square().mean().sqrt().item()
@@ -43,7 +43,7 @@ def initial_step(
     if max(d1, d2) <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
-        h1 = (0.01 / max(d1, d2)) ** (1.0 / (order + 1))
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / q)
     return min(100 * h0, h1, limit)
 
 
@@ -66,9 +66,12 @@ class PIController:
     beta2: float = 0.2
 
     def __post_init__(self):
-        for name in ("safety", "min_factor", "beta1"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"options[{name!r}] must be positive, got {getattr(self, name)!r}")
+        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"options[{name!r}] must be a finite number, got {value!r}")
+            if name != "beta2" and not value > 0:
+                raise ValueError(f"options[{name!r}] must be positive, got {value!r}")
         if not 0 < self.safety <= 1:
             raise ValueError(f"options['safety'] must be in (0, 1], got {self.safety!r}")
         if not self.min_factor < 1 < self.max_factor:

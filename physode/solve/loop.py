@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .clock import Clock
+from .clock import SEGMENT_END, SEGMENT_START, Clock, Node
 from .control import StepControl, error_ratio, initial_step
 from .errors import SolverError
 from .rk import RungeKutta
@@ -20,20 +20,23 @@ _LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor
 
 @dataclass
 class Grid:
-    """The accepted steps: step i runs from fraction start[i] to end[i] of anchor segment[i].
+    """The accepted steps: step i runs from node start[i] to node end[i] of anchor segment[i].
 
     `states[i]` is the state at the start of step i, when the loop was asked to keep states;
     `interior[i]` is the slice of output indices interpolated inside step i.
     """
 
     segment: list[int] = field(default_factory=list)
-    start: list[float] = field(default_factory=list)
-    end: list[float] = field(default_factory=list)
+    start: list[Node] = field(default_factory=list)
+    end: list[Node] = field(default_factory=list)
     states: list[Tensor] = field(default_factory=list)
     interior: list[slice] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.segment)
+
+    def ends_segment(self, i: int) -> bool:
+        return self.end[i] == SEGMENT_END
 
 
 def integrate(
@@ -63,11 +66,11 @@ def integrate(
         h = control.first_step
     else:
         h = initial_step(
-            func, anchors[0], y0, f0, direction, tab.order, control.rtol, control.atol,
+            func, anchors[0], y0, f0, direction, q, control.rtol, control.atol,
             limit=min(length, control.max_step),
         )
     t, y, f = anchors[0], y0, f0
-    segment, s = 0, 0.0
+    segment, node = 0, SEGMENT_START
     next_output = clock.interior.start
     err_previous, after_rejection = 1e-4, False
 
@@ -76,11 +79,11 @@ def integrate(
         h_wanted = min(h, control.max_step)
         remaining = abs(a1 - t)
         if remaining <= h_wanted * (1 + _LAND_TOLERANCE):
-            t1, s1, h_used = a1, 1.0, remaining
+            t1, end, h_used = a1, SEGMENT_END, remaining
         else:
             t1, h_used = t + direction * h_wanted, h_wanted
-            s1 = (t1 - a0) / (a1 - a0)
-        span = clock.span(segment, s, s1)
+            end = Node((t1 - a0) / (a1 - a0)) if tab.adaptive else Node(0.0, t1 - a0)
+        span = clock.span(segment, node, end)
         y1, ks = rk.step(func, span, y, f)
 
         if tab.adaptive:
@@ -90,7 +93,8 @@ def integrate(
                 stats.rejected += 1
                 after_rejection = True
                 h = h_used * control.controller.rejected(err, q)
-                if h < 4 * eps * max(abs(t), length):
+                resolution = abs(a0) * (1 - node.s) + abs(a1) * node.s + abs(node.offset)
+                if h < 4 * eps * max(resolution, eps * length):
                     reason = "non-finite state" if not math.isfinite(err) else "step size underflow"
                     raise SolverError(
                         reason, t, len(grid),
@@ -101,8 +105,8 @@ def integrate(
             raise SolverError("non-finite state", t1, len(grid), hint=f"step size {h_used:.3g} may be too large")
 
         grid.segment.append(segment)
-        grid.start.append(s)
-        grid.end.append(s1)
+        grid.start.append(node)
+        grid.end.append(end)
         if keep_states:
             grid.states.append(y)
         f = ks[-1] if tab.fsal else None
@@ -120,11 +124,11 @@ def integrate(
         stats.accepted += 1
         if tab.adaptive:
             factor = control.controller.accepted(err, err_previous, q, after_rejection)
-            h = max(h_used * factor, h_wanted) if s1 == 1.0 and h_used < h_wanted else h_used * factor
+            h = max(h_used * factor, h_wanted) if end == SEGMENT_END and h_used < h_wanted else h_used * factor
             err_previous, after_rejection = max(err, 1e-4), False
-        t, s, y = t1, s1, y1
-        if s1 == 1.0:
-            segment, s = segment + 1, 0.0
+        t, node, y = t1, end, y1
+        if end == SEGMENT_END:
+            segment, node = segment + 1, SEGMENT_START
             outputs[clock.anchor_outputs[segment]] = y
         if len(grid) >= control.max_steps and segment < len(anchors) - 1:
             raise SolverError(
