@@ -72,7 +72,7 @@ def integrate(
     t, y, f = anchors[0], y0, f0
     segment, node = 0, SEGMENT_START
     next_output = clock.interior.start
-    err_previous, after_rejection = 1e-4, False
+    err_previous, after_rejection = 1.0, False  # no history before the first step
 
     while segment < len(anchors) - 1:
         a0, a1 = anchors[segment], anchors[segment + 1]
