@@ -23,7 +23,6 @@ class ACA:
 
     name = "aca"
     needs_params = True
-    double_backward = False
 
     def solve(self, problem: Problem) -> Tensor:
         p = problem

@@ -31,7 +31,6 @@ class Adjoint:
 
     name = "adjoint"
     needs_params = True
-    double_backward = False
 
     def solve(self, problem: Problem) -> Tensor:
         from torchdiffeq import odeint_adjoint

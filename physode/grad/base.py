@@ -43,6 +43,5 @@ class GradientMethod(Protocol):
 
     name: str
     needs_params: bool
-    double_backward: bool
 
     def solve(self, problem: Problem) -> Tensor: ...

@@ -18,7 +18,6 @@ class Direct:
 
     name = "direct"
     needs_params = False
-    double_backward = True
 
     def solve(self, problem: Problem) -> Tensor:
         p = problem
