@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .grad import GRADIENTS, GradientMethod
-from .solve import TABLEAUS, ButcherTableau, PIController, StepControl
+from .grad.checkpoints import SCHEDULES
+from .solve import FIXED_STEP_METHODS, METHODS, PIController, StepControl
 from .state import StateLayout
 
 OPTIONS = {
-    "step_size": "fixed step of euler, midpoint and rk4",
+    "step_size": "fixed step (required by euler, midpoint and rk4; any method takes one)",
     "first_step": "initial step of an adaptive method (default: chosen automatically)",
     "max_step": "largest step an adaptive method may take",
     "max_steps": "most accepted steps before SolverError (default 100000)",
@@ -24,14 +26,29 @@ OPTIONS = {
     "max_factor": "largest step-size change factor (default 10)",
     "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85)",
     "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2)",
+    "eta": "damping of the alf method, in (0, 1] but not 0.5 (default 1, undamped)",
+    "checkpoints": "gradient='aca': keep at most this many states and recompute the others",
+    "checkpoint_schedule": f"with checkpoints: one of {sorted(SCHEDULES)} (default 'binomial')",
 }
 _CONTROLLER_OPTIONS = ("safety", "min_factor", "max_factor", "beta1", "beta2")
+_STEP_OPTIONS = ("first_step", "max_step", *_CONTROLLER_OPTIONS)
 
 
-def check_method(method: str) -> ButcherTableau:
-    if method not in TABLEAUS:
-        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(sorted(TABLEAUS))}")
-    return TABLEAUS[method]
+@dataclass(frozen=True)
+class Settings:
+    """The checked options: step control, landing, and those of a method or gradient method."""
+
+    control: StepControl
+    land: bool
+    eta: float = 1.0
+    checkpoints: int | None = None
+    checkpoint_schedule: str = "binomial"
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(METHODS)}")
+    return method
 
 
 def check_gradient(gradient: str | GradientMethod) -> GradientMethod:
@@ -117,9 +134,9 @@ def _tolerance_tensor(name: str, tol, shape, like: Tensor) -> Tensor:
 
 
 def check_options(
-    options: dict | None, tableau: ButcherTableau, rtol: float | Tensor, atol: float | Tensor
-) -> tuple[StepControl, bool]:
-    """Step-size options -> (StepControl, land_on_outputs)."""
+    options: dict | None, method: str, gradient: str, rtol: float | Tensor, atol: float | Tensor
+) -> Settings:
+    """options -> Settings, refusing unknown keys, wrong types and options that do not apply."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -128,37 +145,44 @@ def check_options(
     land = options.pop("land_on_outputs", False)
     if not isinstance(land, bool):
         raise TypeError(f"options['land_on_outputs'] must be True or False, got {land!r}")
+    schedule = options.pop("checkpoint_schedule", "binomial")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"options['checkpoint_schedule'] must be one of {sorted(SCHEDULES)}, got {schedule!r}")
     for key, value in options.items():
         if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             raise TypeError(f"options[{key!r}] must be a number, got {value!r}")
     for key in ("step_size", "first_step", "max_step"):
-        if key in options and options[key] is not None:
+        if options.get(key) is not None:
             value = options[key]
-            if not (isinstance(value, numbers.Real) and value > 0 and (key == "max_step" or math.isfinite(value))):
+            if not (value > 0 and (key == "max_step" or math.isfinite(value))):
                 raise ValueError(f"options[{key!r}] must be a positive number, got {value!r}")
             options[key] = float(value)
-    max_steps = options.get("max_steps", StepControl.max_steps)
-    if not (isinstance(max_steps, numbers.Integral) and max_steps > 0):
-        raise ValueError(f"options['max_steps'] must be a positive integer, got {max_steps!r}")
-    if tableau.adaptive:
-        if "step_size" in options:
-            raise ValueError(
-                f"options['step_size'] is for the fixed-step methods (euler, midpoint, rk4); "
-                f"{tableau.name} is adaptive: use options['first_step'] and options['max_step']"
-            )
+    for key in ("max_steps", "checkpoints"):
+        if key in options and not (isinstance(options[key], numbers.Integral) and options[key] > 0):
+            raise ValueError(f"options[{key!r}] must be a positive integer, got {options[key]!r}")
+    if "eta" in options and method != "alf":
+        raise ValueError(f"options['eta'] is the damping of method 'alf', not of {method!r}")
+    if ("checkpoints" in options or schedule != "binomial") and gradient != "aca":
+        raise ValueError(f"options['checkpoints'] and ['checkpoint_schedule'] are for gradient='aca', not {gradient!r}")
+
+    step_size = options.get("step_size")
+    if step_size is None and method in FIXED_STEP_METHODS:
+        raise ValueError(f"method {method!r} is fixed-step and needs options={{'step_size': h}}")
+    if step_size is not None:
+        misplaced = sorted(set(options) & set(_STEP_OPTIONS))
+        if misplaced:
+            raise ValueError(f"options {misplaced} control adaptive steps and do not apply with options['step_size']")
+        control = StepControl(step_size=step_size, max_steps=int(options.get("max_steps", StepControl.max_steps)))
+    else:
         controller = PIController(**{k: float(options[k]) for k in _CONTROLLER_OPTIONS if k in options})
         control = StepControl(
             rtol=rtol, atol=atol, controller=controller, first_step=options.get("first_step"),
-            max_step=options.get("max_step", math.inf), max_steps=int(max_steps),
+            max_step=options.get("max_step", math.inf), max_steps=int(options.get("max_steps", StepControl.max_steps)),
         )
-    else:
-        misplaced = sorted(set(options) & {"first_step", "max_step", *_CONTROLLER_OPTIONS})
-        if misplaced:
-            raise ValueError(f"options {misplaced} apply to adaptive methods; {tableau.name} is fixed-step")
-        if options.get("step_size") is None:
-            raise ValueError(f"method {tableau.name!r} is fixed-step and needs options={{'step_size': h}}")
-        control = StepControl(step_size=options["step_size"], max_steps=int(max_steps))
-    return control, land
+    return Settings(
+        control=control, land=land, eta=options.get("eta", 1.0), checkpoints=options.get("checkpoints"),
+        checkpoint_schedule=schedule,
+    )
 
 
 def check_params(func: Callable, params) -> tuple[Tensor, ...]:

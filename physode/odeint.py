@@ -13,7 +13,7 @@ from .inputs import (
     check_derivative, check_gradient, check_method, check_options, check_params, check_state,
     check_times, check_tolerance, untracked_tensors,
 )
-from .solve import CountedFunc, RungeKutta, SolverError, Stats
+from .solve import CountedFunc, SolverError, Stats, make_stepper
 from .state import StateLayout
 
 State = Tensor | tuple[Tensor, ...]
@@ -39,11 +39,13 @@ def odeint(
     Same call as `torchdiffeq.odeint`. y0 is a tensor of any shape or a tuple of tensors; t is
     1-D and strictly increasing or decreasing. Returns a tensor of shape (len(t), *y0.shape), or a
     tuple of them. `method`: euler, midpoint, rk4 (fixed step: options={"step_size": h}),
-    heun_euler, bosh3, dopri5, tsit5 (adaptive). `gradient`: "aca" (Adaptive Checkpoint
-    Adjoint), "direct" (backprop through the steps; supports double backward) or "adjoint"
-    (torchdiffeq's). Gradients reach y0, t and the parameters of func when it is an nn.Module (or
-    a bound method of one); a plain function passes its tensors as `params`. `options`: see
-    `physode.inputs.OPTIONS`. Raises `SolverError` when the integration cannot go on.
+    heun_euler, bosh3, dopri5, tsit5 (adaptive Runge-Kutta) or alf (asynchronous leapfrog; lands
+    on every output time). `gradient`: "aca" (Adaptive Checkpoint Adjoint), "direct" (backprop
+    through the steps; supports double backward), "mali" (with method="alf": memory constant in
+    the number of steps) or "adjoint" (torchdiffeq's). Gradients reach y0, t and the parameters of
+    func when it is an nn.Module (or a bound method of one); a plain function passes its tensors as
+    `params`. `options`: see `physode.inputs.OPTIONS`. Raises `SolverError` when the integration
+    cannot go on.
     """
     return solve(
         func, y0, t, method=method, rtol=rtol, atol=atol, gradient=gradient, options=options, params=params
@@ -57,17 +59,20 @@ def solve(
 ) -> Solution:
     """As `odeint`, returning a `Solution` with the output times, the states and the work counts."""
     strategy = check_gradient(gradient)
-    tableau = check_method(method)
+    method = check_method(method)
+    if strategy.name == "mali" and method != "alf":
+        raise ValueError(f"gradient='mali' differentiates the asynchronous leapfrog: use method='alf', not {method!r}")
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
     y0 = check_state(y0)
     layout = StateLayout(y0)
     flat_y0 = layout.flatten(y0)
     times = check_times(t, flat_y0)
-    control, land = check_options(
-        options, tableau,
+    settings = check_options(
+        options, method, strategy.name,
         check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
     )
+    stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, settings.eta)
     params = check_params(func, params)
 
     stats = Stats(nfe=1)
@@ -79,6 +84,7 @@ def solve(
         check_derivative(f0, detached, layout)
         if torch.is_grad_enabled():
             _require_declared(f0, params, strategy)
+        f0 = f0.detach() if isinstance(f0, Tensor) else tuple(f.detach() for f in f0)
     else:
         f0 = func(times[0], y0)
         check_derivative(f0, y0, layout)
@@ -88,7 +94,9 @@ def solve(
 
     problem = Problem(
         func=CountedFunc(layout.wrap(func), stats), y0=flat_y0, f0=f0, times=times, params=params,
-        rk=RungeKutta(tableau, flat_y0.dtype, flat_y0.device), control=control, land=land, stats=stats,
+        stepper=stepper, control=settings.control, land=settings.land or not stepper.has_dense_output,
+        stats=stats, gradient=strategy.name, checkpoints=settings.checkpoints,
+        checkpoint_schedule=settings.checkpoint_schedule,
     )
     ys = strategy.solve(problem)
     return Solution(ts=times, ys=layout.unflatten(ys, len(times)), stats=stats)

@@ -55,3 +55,11 @@ class Neural(nn.Module):
 
     def forward(self, t, y):
         return self.net(y) * torch.cos(t) - 0.1 * y
+
+
+def saved_numbers(run) -> int:
+    """How many numbers autograd saves for backward while `run()` executes."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x.numel()) or x, lambda x: x):
+        run()
+    return sum(saved)

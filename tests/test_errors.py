@@ -89,9 +89,9 @@ def test_fixed_step_method_needs_step_size():
         physode.odeint(exp_decay, Y0, T, method="rk4")
 
 
-def test_adaptive_method_refuses_step_size():
-    with pytest.raises(ValueError, match="step_size.*dopri5 is adaptive"):
-        physode.odeint(exp_decay, Y0, T, options={"step_size": 0.1})
+def test_fixed_steps_exclude_adaptive_options():
+    with pytest.raises(ValueError, match=r"options \['first_step', 'safety'\] control adaptive steps"):
+        physode.odeint(exp_decay, Y0, T, options={"step_size": 0.1, "safety": 0.8, "first_step": 0.1})
 
 
 def test_unknown_option_lists_valid_options():

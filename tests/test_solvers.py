@@ -141,6 +141,14 @@ def test_max_step_and_first_step():
     assert seen[1] == pytest.approx(0.2 * 0.125)
 
 
+def test_adaptive_method_with_a_fixed_step():
+    """Any method takes options={"step_size": h}: dopri5's fifth order shows through the public API."""
+    y0, t = torch.tensor([1.0], dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
+    exact = cos_growth_exact(t[-1], y0)
+    errors = [(physode.odeint(cos_growth, y0, t, options={"step_size": h})[-1] - exact).abs().item() for h in (1 / 16, 1 / 32)]
+    assert math.log2(errors[0] / errors[1]) == pytest.approx(5, abs=0.3)
+
+
 def test_float32_state_stays_float32():
     torch.set_default_dtype(torch.float64)
     try:

@@ -4,7 +4,8 @@ from .aca import ACA
 from .adjoint import Adjoint
 from .base import GradientMethod, Problem
 from .direct import Direct
+from .mali import MALI
 
-GRADIENTS: dict[str, GradientMethod] = {g.name: g for g in (ACA(), Direct(), Adjoint())}
+GRADIENTS: dict[str, GradientMethod] = {g.name: g for g in (ACA(), Direct(), Adjoint(), MALI())}
 
-__all__ = ["ACA", "GRADIENTS", "Adjoint", "Direct", "GradientMethod", "Problem"]
+__all__ = ["ACA", "GRADIENTS", "MALI", "Adjoint", "Direct", "GradientMethod", "Problem"]

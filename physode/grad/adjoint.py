@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..solve import FIXED_STEP_METHODS
 from .base import Problem
 
 # physode method name -> torchdiffeq's name for the same tableau.
@@ -36,7 +37,7 @@ class Adjoint:
         from torchdiffeq import odeint_adjoint
 
         p, c = problem, problem.control
-        method = p.rk.tableau.name
+        method = p.stepper.name
         if isinstance(c.rtol, Tensor) or isinstance(c.atol, Tensor):
             raise ValueError(
                 "gradient='adjoint' runs torchdiffeq's adjoint, which takes scalar rtol and atol only; "
@@ -47,13 +48,18 @@ class Adjoint:
                 f"gradient='adjoint' runs torchdiffeq, which has no method {method!r}; "
                 f"use one of {sorted(TORCHDIFFEQ_METHODS)} or another gradient method"
             )
-        if p.rk.tableau.adaptive:
+        if c.step_size is None:
             options = {"max_num_steps": c.max_steps, "max_step": c.max_step, "safety": c.controller.safety,
                        "ifactor": c.controller.max_factor, "dfactor": c.controller.min_factor}
             if c.first_step is not None:
                 options["first_step"] = c.first_step
             if p.land:
                 options["step_t"] = p.times.detach()
+        elif method not in FIXED_STEP_METHODS:
+            raise ValueError(
+                f"gradient='adjoint' runs torchdiffeq, which takes fixed steps only with {FIXED_STEP_METHODS}, "
+                f"not {method!r}"
+            )
         elif p.land:
             raise ValueError(
                 "options['land_on_outputs'] with a fixed-step method is not available with gradient='adjoint' "

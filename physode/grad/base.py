@@ -7,7 +7,7 @@ from typing import Protocol
 
 from torch import Tensor
 
-from ..solve import Clock, CountedFunc, RungeKutta, Stats, StepControl
+from ..solve import Clock, CountedFunc, Stats, StepControl, Stepper
 
 
 @dataclass
@@ -16,7 +16,8 @@ class Problem:
 
     `times` are the output times in the state's dtype (still attached to the user's t), `f0` is
     func(times[0], y0) evaluated at the call, and `params` are the tensors func depends on whose
-    gradients are wanted.
+    gradients are wanted. `checkpoints` (a budget of stored states, or None for all) and
+    `checkpoint_schedule` are for the methods that store states.
     """
 
     func: CountedFunc
@@ -24,10 +25,13 @@ class Problem:
     f0: Tensor
     times: Tensor
     params: tuple[Tensor, ...]
-    rk: RungeKutta
+    stepper: Stepper
     control: StepControl
     land: bool
     stats: Stats
+    gradient: str
+    checkpoints: int | None = None
+    checkpoint_schedule: str = "binomial"
 
     def clock(self, times: Tensor) -> Clock:
         return Clock(times, self.land)

@@ -21,5 +21,5 @@ class Direct:
 
     def solve(self, problem: Problem) -> Tensor:
         p = problem
-        outputs, _ = integrate(p.func, p.rk, p.y0, p.f0, p.clock(p.times), p.control, p.stats)
+        outputs, _ = integrate(p.func, p.stepper, p.y0, p.f0, p.clock(p.times), p.control, p.stats)
         return torch.stack(outputs)

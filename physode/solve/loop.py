@@ -12,24 +12,20 @@ from torch import Tensor
 from .clock import SEGMENT_END, SEGMENT_START, Clock, Node
 from .control import StepControl, error_ratio, initial_step
 from .errors import SolverError
-from .rk import RungeKutta
 from .stats import Stats
+from .stepper import Stepper
 
 _LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
 
 
 @dataclass
 class Grid:
-    """The accepted steps: step i runs from node start[i] to node end[i] of anchor segment[i].
-
-    `states[i]` is the state at the start of step i, when the loop was asked to keep states;
-    `interior[i]` is the slice of output indices interpolated inside step i.
-    """
+    """The accepted steps: step i runs from node start[i] to node end[i] of anchor segment[i];
+    `interior[i]` is the slice of output indices interpolated inside step i."""
 
     segment: list[int] = field(default_factory=list)
     start: list[Node] = field(default_factory=list)
     end: list[Node] = field(default_factory=list)
-    states: list[Tensor] = field(default_factory=list)
     interior: list[slice] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -40,15 +36,17 @@ class Grid:
 
 
 def integrate(
-    func: Callable, rk: RungeKutta, y0: Tensor, f0: Tensor, clock: Clock, control: StepControl,
-    stats: Stats, keep_states: bool = False,
+    func: Callable, stepper: Stepper, y0: Tensor, f0: Tensor, clock: Clock, control: StepControl,
+    stats: Stats, keep: Callable[[int, Tensor, Tensor | None], None] | None = None,
 ) -> tuple[list[Tensor], Grid]:
     """Integrate from the first to the last anchor; return the outputs at clock.times and the grid.
 
-    func is evaluated only inside [t[0], t[-1]]. The step-size search reads errors as Python
-    floats and never enters a graph; whatever graph the step computations build is the caller's.
+    f0 = f(t0, y0) (ALF's initial velocity). With control.step_size the steps are fixed, else the
+    stepper's error estimate controls them. func is evaluated only inside [t[0], t[-1]]. The
+    step-size search reads errors as Python floats and never enters a graph; whatever graph the
+    step computations build is the caller's. keep(i, y_i, v_i) is called at every accepted node
+    i = 0..N, with v_i the carried vector when it is state (ALF), else None.
     """
-    tab = rk.tableau
     anchors, times = clock.anchor_values, clock.time_values
     outputs: list[Tensor | None] = [None] * len(times)
     outputs[clock.anchor_outputs[0]] = y0
@@ -56,11 +54,15 @@ def integrate(
     if len(anchors) < 2:
         return outputs, grid
     direction = 1.0 if anchors[-1] > anchors[0] else -1.0
-    q = rk.error_exponent_order if tab.adaptive else 1
+    adaptive = control.step_size is None
+    q = stepper.error_exponent_order
     eps = torch.finfo(y0.dtype).eps
     length = abs(anchors[-1] - anchors[0])
 
-    if not tab.adaptive:
+    def carried(f: Tensor | None) -> Tensor | None:
+        return f if stepper.carry_is_state else None
+
+    if not adaptive:
         h = control.step_size
     elif control.first_step is not None:
         h = control.first_step
@@ -70,6 +72,8 @@ def integrate(
             limit=min(length, control.max_step),
         )
     t, y, f = anchors[0], y0, f0
+    if keep is not None:
+        keep(0, y, carried(f))
     segment, node = 0, SEGMENT_START
     next_output = clock.interior.start
     err_previous, after_rejection = 1.0, False  # no history before the first step
@@ -82,13 +86,13 @@ def integrate(
             t1, end, h_used = a1, SEGMENT_END, remaining
         else:
             t1, h_used = t + direction * h_wanted, h_wanted
-            end = Node((t1 - a0) / (a1 - a0)) if tab.adaptive else Node(0.0, t1 - a0)
+            end = Node((t1 - a0) / (a1 - a0)) if adaptive else Node(0.0, t1 - a0)
         span = clock.span(segment, node, end)
-        y1, ks = rk.step(func, span, y, f)
+        y1, ks = stepper.step(func, span, y, f)
 
-        if tab.adaptive:
+        if adaptive:
             with torch.no_grad():
-                err = error_ratio(rk.error(span.h, ks), y, y1, control.rtol, control.atol).item()
+                err = error_ratio(stepper.error(span.h, ks), y, y1, control.rtol, control.atol).item()
             if not err <= 1.0:
                 stats.rejected += 1
                 after_rejection = True
@@ -107,26 +111,26 @@ def integrate(
         grid.segment.append(segment)
         grid.start.append(node)
         grid.end.append(end)
-        if keep_states:
-            grid.states.append(y)
-        f = ks[-1] if tab.fsal else None
+        f = ks[-1] if stepper.carries else None
 
         first = next_output
         while next_output < clock.interior.stop and (times[next_output] - t1) * direction <= 0:
             next_output += 1
         grid.interior.append(slice(first, next_output))
         if next_output > first:
-            if rk.interpolant_needs_end_derivative and f is None:
+            if stepper.interpolant_needs_end_derivative and f is None:
                 f = func(span.t1, y1)
-            inside = rk.interpolate(clock.theta(slice(first, next_output), span), y, y1, span.h, ks, f)
+            inside = stepper.interpolate(clock.theta(slice(first, next_output), span), y, y1, span.h, ks, f)
             outputs[first:next_output] = list(inside.unbind(0))
 
         stats.accepted += 1
-        if tab.adaptive:
+        if adaptive:
             factor = control.controller.accepted(err, err_previous, q, after_rejection)
             h = max(h_used * factor, h_wanted) if end == SEGMENT_END and h_used < h_wanted else h_used * factor
             err_previous, after_rejection = max(err, 1e-4), False
         t, node, y = t1, end, y1
+        if keep is not None:
+            keep(len(grid), y, carried(f))
         if end == SEGMENT_END:
             segment, node = segment + 1, SEGMENT_START
             outputs[clock.anchor_outputs[segment]] = y

@@ -26,10 +26,18 @@ def combine(coefficients: Sequence[float], vectors: Sequence[Tensor]) -> Tensor:
 
 
 class RungeKutta:
-    """An explicit Runge-Kutta method run from its tableau, with tensors of one dtype and device."""
+    """An explicit Runge-Kutta method run from its tableau, with tensors of one dtype and device.
+
+    With an FSAL tableau the last stage f(t1, y1) is carried to the next step as its first stage.
+    """
+
+    carry_is_state = False
+    has_dense_output = True
 
     def __init__(self, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device):
         self.tableau = tableau
+        self.name, self.order = tableau.name, tableau.order
+        self.adaptive, self.carries = tableau.adaptive, tableau.fsal
         basis = tableau.dense if tableau.dense is not None else _HERMITE
         self._basis = torch.tensor(basis, dtype=dtype, device=device)
         self._powers = torch.arange(1, self._basis.shape[1] + 1, dtype=dtype, device=device)
@@ -37,7 +45,7 @@ class RungeKutta:
     @property
     def error_exponent_order(self) -> int:
         """q in err ~ h^q: one more than the order of the lower-order member of the pair."""
-        return min(self.tableau.order, self.tableau.error_order) + 1
+        return min(self.tableau.order, self.tableau.error_order or self.tableau.order) + 1
 
     def step(
         self, func: Callable, span: Span, y: Tensor, k1: Tensor | None = None, full: bool = True,

@@ -1,0 +1,137 @@
+"""The reverse sweep shared by `aca` and `mali`: one local recomputation and one vector-Jacobian
+product per accepted step, walking the steps backwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from ..solve import Clock, Grid, integrate
+from .base import Problem
+from .checkpoints import State
+
+
+class StepReplay:
+    """Re-takes accepted steps without a graph: forward, or backward by the exact ALF inverse."""
+
+    def __init__(self, problem: Problem, grid: Grid, clock: Clock):
+        self.problem, self.grid, self.clock = problem, grid, clock
+
+    def span(self, i: int):
+        return self.clock.span(self.grid.segment[i], self.grid.start[i], self.grid.end[i])
+
+    @torch.no_grad()
+    def advance(self, i: int, state: State) -> State:
+        stepper = self.problem.stepper
+        y, v = state
+        y1, ks = stepper.step(self.problem.func, self.span(i), y, v, full=False)
+        return y1, ks[-1] if stepper.carry_is_state else None
+
+    @torch.no_grad()
+    def inverse(self, i: int, state: State) -> State:
+        return self.problem.stepper.inverse(self.problem.func, self.span(i), *state)
+
+
+def reverse_sweep(
+    problem: Problem, grid: Grid, clock: Clock, states: Iterator[tuple[int, State]],
+    grad_outputs: Tensor, inputs: tuple[Tensor, ...],
+) -> tuple[Tensor, list[Tensor | None]]:
+    """Gradients of sum(grad_outputs * outputs) for y0 and for `inputs` (params, maybe times).
+
+    Each step i is recomputed from its state with a local graph; the adjoint of its end state,
+    plus the gradients of the outputs interpolated inside it, are pulled back in one
+    vector-Jacobian product. For ALF the adjoint has a z and a v part, and the initial velocity
+    v0 = f(t0, z0) is differentiated last.
+    """
+    stepper, func = problem.stepper, problem.func
+    adjoint = torch.zeros_like(grad_outputs[0])
+    adjoint_v = torch.zeros_like(adjoint) if stepper.carry_is_state else None
+    totals: list[Tensor | None] = [None] * len(inputs)
+    first_state = None
+    for i, (y, v) in states:
+        if grid.ends_segment(i):
+            adjoint = adjoint + grad_outputs[clock.anchor_outputs[grid.segment[i] + 1]]
+        inside = grid.interior[i]
+        has_inside = inside.stop > inside.start
+        with torch.enable_grad():
+            z = y.detach().requires_grad_(True)
+            wrt, outs, cotangents = [z], [], [adjoint]
+            if v is not None:
+                v = v.detach().requires_grad_(True)
+                wrt.append(v)
+            span = clock.span(grid.segment[i], grid.start[i], grid.end[i])
+            y1, ks = stepper.step(func, span, z, v, full=has_inside)
+            outs.append(y1)
+            if v is not None:
+                outs.append(ks[-1])
+                cotangents.append(adjoint_v)
+            if has_inside:
+                f1 = stepper.end_derivative(func, span, y1, ks) if stepper.interpolant_needs_end_derivative else None
+                outs.append(stepper.interpolate(clock.theta(inside, span), z, y1, span.h, ks, f1))
+                cotangents.append(grad_outputs[inside])
+            # retain_graph: func may use a graph built outside it from params, shared by all steps
+            grads = torch.autograd.grad(outs, (*wrt, *inputs), cotangents, allow_unused=True, retain_graph=True)
+        adjoint, adjoint_v = grads[0], (grads[1] if v is not None else None)
+        totals = [_add(a, g) for a, g in zip(totals, grads[len(wrt):])]
+        problem.stats.accepted_backward += 1
+        first_state = (y, v)
+    adjoint = adjoint + grad_outputs[0]
+    if adjoint_v is not None and first_state is not None:
+        with torch.enable_grad():
+            z = first_state[0].detach().requires_grad_(True)
+            v0 = func(clock.times[clock.anchor_outputs[0]], z)
+            grads = torch.autograd.grad(v0, (z, *inputs), adjoint_v, allow_unused=True, retain_graph=True)
+        adjoint = adjoint + grads[0]
+        totals = [_add(a, g) for a, g in zip(totals, grads[1:])]
+    return adjoint, totals
+
+
+def _add(total: Tensor | None, g: Tensor | None) -> Tensor | None:
+    if g is None:
+        return total
+    return g if total is None else total + g
+
+
+def solve_with_reverse_sweep(problem: Problem, policy) -> Tensor:
+    """Solve without a graph, keeping states by `policy`; differentiate by the reverse sweep."""
+    p = problem
+    if not torch.is_grad_enabled():
+        outputs, _ = integrate(p.func, p.stepper, p.y0, p.f0, p.clock(p.times), p.control, p.stats)
+        return torch.stack(outputs)
+    return _ReverseSweep.apply(p, policy, p.y0, p.times, *p.params)
+
+
+class _ReverseSweep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, problem: Problem, policy, y0: Tensor, times: Tensor, *params: Tensor) -> Tensor:
+        p = problem
+        keep = policy.keep if any(ctx.needs_input_grad) else None
+        outputs, grid = integrate(p.func, p.stepper, y0, p.f0.detach(), p.clock(times), p.control, p.stats, keep=keep)
+        ctx.problem, ctx.policy, ctx.grid = problem, policy, grid
+        ctx.save_for_backward(times)
+        return torch.stack(outputs)
+
+    @staticmethod
+    def backward(ctx, grad_outputs: Tensor):
+        problem = ctx.problem
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                f"gradient={problem.gradient!r} does not support double backward (create_graph=True); "
+                "use gradient='direct'"
+            )
+        (times,) = ctx.saved_tensors
+        need_times = ctx.needs_input_grad[3]
+        times = times.detach().requires_grad_(need_times)
+        clock = problem.clock(times)
+        inputs = (*problem.params, times) if need_times else problem.params
+        problem.func.backward = True
+        try:
+            states = ctx.policy.reversed_states(len(ctx.grid), StepReplay(problem, ctx.grid, clock))
+            grad_y0, totals = reverse_sweep(problem, ctx.grid, clock, states, grad_outputs, inputs)
+        finally:
+            problem.func.backward = False
+        grads = [torch.zeros_like(x) if g is None else g for g, x in zip(totals, inputs)]
+        grad_times = grads.pop() if need_times else None
+        return None, None, grad_y0, grad_times, *grads
