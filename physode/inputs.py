@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .grad import GRADIENTS, GradientMethod
 from .grad.checkpoints import SCHEDULES
-from .solve import FIXED_STEP_METHODS, METHODS, PIController, StepControl
+from .solve import FIXED_STEP_METHODS, METHODS, STEPPERS, PIController, StepControl
 from .state import StateLayout
 
 OPTIONS = {
@@ -24,8 +24,8 @@ OPTIONS = {
     "safety": "step-size safety factor (default 0.9)",
     "min_factor": "smallest step-size change factor (default 0.2)",
     "max_factor": "largest step-size change factor (default 10)",
-    "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85)",
-    "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2)",
+    "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85; alf: 1)",
+    "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2; alf: 0)",
     "eta": "damping of the alf method, in (0, 1] but not 0.5 (default 1, undamped)",
     "checkpoints": "gradient='aca': keep at most this many states and recompute the others",
     "checkpoint_schedule": f"with checkpoints: one of {sorted(SCHEDULES)} (default 'binomial')",
@@ -174,7 +174,8 @@ def check_options(
             raise ValueError(f"options {misplaced} control adaptive steps and do not apply with options['step_size']")
         control = StepControl(step_size=step_size, max_steps=int(options.get("max_steps", StepControl.max_steps)))
     else:
-        controller = PIController(**{k: float(options[k]) for k in _CONTROLLER_OPTIONS if k in options})
+        chosen = {k: float(options[k]) for k in _CONTROLLER_OPTIONS if k in options}
+        controller = PIController(**{**STEPPERS[method].controller_defaults, **chosen})
         control = StepControl(
             rtol=rtol, atol=atol, controller=controller, first_step=options.get("first_step"),
             max_step=options.get("max_step", math.inf), max_steps=int(options.get("max_steps", StepControl.max_steps)),

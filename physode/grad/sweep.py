@@ -20,7 +20,7 @@ class StepReplay:
         self.problem, self.grid, self.clock = problem, grid, clock
 
     def span(self, i: int):
-        return self.clock.span(self.grid.segment[i], self.grid.start[i], self.grid.end[i])
+        return self.clock.span(self.grid.segment(i), self.grid.start(i), self.grid.end(i))
 
     @torch.no_grad()
     def advance(self, i: int, state: State) -> State:
@@ -52,8 +52,8 @@ def reverse_sweep(
     first_state = None
     for i, (y, v) in states:
         if grid.ends_segment(i):
-            adjoint = adjoint + grad_outputs[clock.anchor_outputs[grid.segment[i] + 1]]
-        inside = grid.interior[i]
+            adjoint = adjoint + grad_outputs[clock.anchor_outputs[grid.segment(i) + 1]]
+        inside = grid.interior(i)
         has_inside = inside.stop > inside.start
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)
@@ -61,7 +61,7 @@ def reverse_sweep(
             if v is not None:
                 v = v.detach().requires_grad_(True)
                 wrt.append(v)
-            span = clock.span(grid.segment[i], grid.start[i], grid.end[i])
+            span = clock.span(grid.segment(i), grid.start(i), grid.end(i))
             y1, ks = stepper.step(func, span, z, v, full=has_inside)
             outs.append(y1)
             if v is not None:

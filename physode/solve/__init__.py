@@ -5,14 +5,15 @@ from .alf import AsynchronousLeapfrog
 from .clock import Clock, Node, Span
 from .control import PIController, StepControl
 from .errors import SolverError
-from .loop import Grid, integrate
+from .grid import Grid
+from .loop import integrate
 from .rk import RungeKutta
 from .stats import CountedFunc, Stats
-from .stepper import FIXED_STEP_METHODS, METHODS, Stepper, make_stepper
+from .stepper import FIXED_STEP_METHODS, METHODS, STEPPERS, Stepper, make_stepper
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
     "FIXED_STEP_METHODS", "METHODS", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Clock",
-    "CountedFunc", "Grid", "Node", "PIController", "RungeKutta", "SolverError", "Span", "Stats",
+    "CountedFunc", "Grid", "Node", "PIController", "RungeKutta", "STEPPERS", "SolverError", "Span", "Stats",
     "StepControl", "Stepper", "integrate", "make_stepper",
 ]

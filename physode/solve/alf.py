@@ -34,6 +34,9 @@ class AsynchronousLeapfrog:
     carry_is_state = True
     has_dense_output = False
     interpolant_needs_end_derivative = False
+    # the classical integral controller: on a neural ODE it takes about 20% fewer steps than
+    # the PI defaults tuned for dopri5, at the same tolerance (benchmarks/memory.py)
+    controller_defaults = {"beta1": 1.0, "beta2": 0.0}
 
     def __init__(self, eta: float = 1.0):
         if not (isinstance(eta, (int, float)) and 0 < eta <= 1 and eta != 0.5):

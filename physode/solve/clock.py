@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
+
 from torch import Tensor
 
 
@@ -41,6 +43,7 @@ class Clock:
         self.time_values = times.tolist()
         self.anchor_outputs = list(range(last + 1)) if land else sorted({0, last})
         self.anchor_values = [self.time_values[k] for k in self.anchor_outputs]
+        self._recent: dict[tuple[int, Node, bool], Tensor] = {}  # the nodes of the last span
         # outputs strictly inside a segment, found by dense output
         self.interior = range(0) if land else range(1, max(last, 1))
 
@@ -50,15 +53,30 @@ class Clock:
         return (a0 if node.s == 0.0 else a1 if node.s == 1.0 else a0 * (1.0 - node.s) + a1 * node.s) + node.offset
 
     def span(self, segment: int, start: Node, end: Node) -> Span:
-        """The step between two nodes of a segment; exactly on the anchors at s = 0 and s = 1."""
-        a0 = self.times[self.anchor_outputs[segment]]
-        a1 = self.times[self.anchor_outputs[segment + 1]]
-        t0, t1 = (_time(a0, a1, node) for node in (start, end))
+        """The step between two nodes of a segment; exactly on the anchors at s = 0 and s = 1.
+
+        Consecutive steps share a node (forward or in reverse), so the last span's node tensors
+        are reused rather than computed again (when made in the same grad mode).
+        """
+        graph = torch.is_grad_enabled()
+        keys = [(*_key(segment, start), graph), (*_key(segment, end), graph)]
+        t0, t1 = (self._recent.get(key) for key in keys)
+        if t0 is None or t1 is None:
+            a0 = self.times[self.anchor_outputs[segment]]
+            a1 = self.times[self.anchor_outputs[segment + 1]]
+            t0 = _time(a0, a1, start) if t0 is None else t0
+            t1 = _time(a0, a1, end) if t1 is None else t1
+        self._recent = dict(zip(keys, (t0, t1)))
         return Span(t0, t1, t1 - t0)
 
     def theta(self, outputs: slice, span: Span) -> Tensor:
         """Interpolation parameters of the output times self.times[outputs] in a step."""
         return (self.times[outputs] - span.t0) / span.h
+
+
+def _key(segment: int, node: Node) -> tuple[int, Node]:
+    """The end of a segment is the start of the next."""
+    return (segment + 1, SEGMENT_START) if node == SEGMENT_END else (segment, node)
 
 
 def _time(a0: Tensor, a1: Tensor, node: Node) -> Tensor:

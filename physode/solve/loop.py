@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -12,27 +11,11 @@ from torch import Tensor
 from .clock import SEGMENT_END, SEGMENT_START, Clock, Node
 from .control import StepControl, error_ratio, initial_step
 from .errors import SolverError
+from .grid import Grid
 from .stats import Stats
 from .stepper import Stepper
 
 _LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
-
-
-@dataclass
-class Grid:
-    """The accepted steps: step i runs from node start[i] to node end[i] of anchor segment[i];
-    `interior[i]` is the slice of output indices interpolated inside step i."""
-
-    segment: list[int] = field(default_factory=list)
-    start: list[Node] = field(default_factory=list)
-    end: list[Node] = field(default_factory=list)
-    interior: list[slice] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.segment)
-
-    def ends_segment(self, i: int) -> bool:
-        return self.end[i] == SEGMENT_END
 
 
 def integrate(
@@ -50,11 +33,11 @@ def integrate(
     anchors, times = clock.anchor_values, clock.time_values
     outputs: list[Tensor | None] = [None] * len(times)
     outputs[clock.anchor_outputs[0]] = y0
-    grid = Grid()
+    adaptive = control.step_size is None
+    grid = Grid(adaptive)
     if len(anchors) < 2:
         return outputs, grid
     direction = 1.0 if anchors[-1] > anchors[0] else -1.0
-    adaptive = control.step_size is None
     q = stepper.error_exponent_order
     eps = torch.finfo(y0.dtype).eps
     length = abs(anchors[-1] - anchors[0])
@@ -108,15 +91,12 @@ def integrate(
         elif not bool(torch.isfinite(y1).all()):
             raise SolverError("non-finite state", t1, len(grid), hint=f"step size {h_used:.3g} may be too large")
 
-        grid.segment.append(segment)
-        grid.start.append(node)
-        grid.end.append(end)
         f = ks[-1] if stepper.carries else None
 
         first = next_output
         while next_output < clock.interior.stop and (times[next_output] - t1) * direction <= 0:
             next_output += 1
-        grid.interior.append(slice(first, next_output))
+        grid.append(segment, end, slice(first, next_output))
         if next_output > first:
             if stepper.interpolant_needs_end_derivative and f is None:
                 f = func(span.t1, y1)

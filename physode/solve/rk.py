@@ -33,6 +33,7 @@ class RungeKutta:
 
     carry_is_state = False
     has_dense_output = True
+    controller_defaults: dict[str, float] = {}
 
     def __init__(self, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device):
         self.tableau = tableau

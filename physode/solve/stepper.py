@@ -27,13 +27,15 @@ class Stepper(Protocol):
     carry_is_state: bool
     has_dense_output: bool
     interpolant_needs_end_derivative: bool
+    controller_defaults: dict[str, float]
 
     def step(self, func: Callable, span: Span, y: Tensor, k1: Tensor | None = None, full: bool = True) -> tuple[Tensor, list[Tensor]]: ...
 
     def error(self, h: Tensor, ks: list[Tensor]) -> Tensor: ...
 
 
-METHODS = sorted([*TABLEAUS, AsynchronousLeapfrog.name])
+STEPPERS: dict[str, type] = {**dict.fromkeys(TABLEAUS, RungeKutta), AsynchronousLeapfrog.name: AsynchronousLeapfrog}
+METHODS = sorted(STEPPERS)
 FIXED_STEP_METHODS = sorted(name for name, tab in TABLEAUS.items() if not tab.adaptive)
 
 

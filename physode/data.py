@@ -1,0 +1,140 @@
+"""Trajectory data as xarray Datasets: conventions, validation, conversion and netCDF/HDF5 files.
+
+A dataset has dims `series` and `time` first, then each state's own dims; its variables are named
+after a System's states; NaN means "not observed", so irregular sampling and partially observed
+variables are masks. Files are netCDF4 (HDF5) written and read through h5py (the h5netcdf
+engine); nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+
+def validate(ds, system) -> None:
+    """Raise a ValueError naming the problem if `ds` cannot serve as observations of `system`."""
+    name = type(system).__name__
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"observations must be an xarray.Dataset, got {type(ds).__name__}")
+    for dim in ("series", "time"):
+        if dim not in ds.dims:
+            raise ValueError(f"the dataset has no {dim!r} dimension (dims: {list(ds.dims)}); "
+                             "physode datasets have dims ('series', 'time', *state dims)")
+    if "time" not in ds.coords:
+        raise ValueError("the dataset has no 'time' coordinate")
+    time = np.asarray(ds["time"].values, dtype=float)
+    if not np.all(np.isfinite(time)) or np.any(np.diff(time) <= 0):
+        raise ValueError("the dataset's time coordinate must be finite and strictly increasing")
+    states = type(system).states()
+    present = [s for s in type(system).observed_states if s in ds.data_vars]
+    missing = [s for s in type(system).observed_states if s not in ds.data_vars]
+    if missing:
+        raise ValueError(f"the dataset lacks the observed state(s) {missing} of {name} (variables: {list(ds.data_vars)})")
+    for state in present:
+        expected = ("series", "time", *states[state].dims)
+        var = ds[state]
+        if var.dims != expected:
+            raise ValueError(f"variable {state!r} has dims {var.dims}; {name} expects {expected}")
+        shape = tuple(var.shape[2:])
+        if shape != states[state].shape:
+            raise ValueError(f"variable {state!r} has state shape {shape}; {name}.{state} has shape {states[state].shape}")
+    observed_any = np.zeros(ds.sizes["series"], dtype=bool)
+    for state in present:
+        values = np.asarray(ds[state].values, dtype=float)
+        observed_any |= np.isfinite(values).reshape(values.shape[0], -1).any(axis=1)
+    if not observed_any.all():
+        empty = ds["series"].values[~observed_any].tolist() if "series" in ds.coords else np.flatnonzero(~observed_any).tolist()
+        raise ValueError(f"series {empty} have no observation at all (every value is NaN)")
+
+
+def observations(ds, system, dtype: torch.dtype, device=None) -> tuple[Tensor, dict[str, Tensor]]:
+    """(times (T,), {observed state: values (series, T, *shape) with NaN where unobserved})."""
+    validate(ds, system)
+    times = torch.as_tensor(np.asarray(ds["time"].values, dtype=float), dtype=dtype, device=device)
+    values = {s: torch.as_tensor(np.asarray(ds[s].values, dtype=float), dtype=dtype, device=device)
+              for s in type(system).observed_states}
+    return times, values
+
+
+def to_dataset(system, times: Tensor, values: Mapping[str, Tensor], *, series=None) -> xr.Dataset:
+    """A Dataset (series, time, *dims) of state values (tensors (series, T, *shape))."""
+    states = type(system).states()
+    variables = {}
+    for name, value in values.items():
+        array = value.detach().cpu().numpy()
+        attrs = {k: v for k, v in (("units", states[name].units), ("description", states[name].description)) if v}
+        variables[name] = xr.Variable(("series", "time", *states[name].dims), array, attrs)
+    count = next(iter(values.values())).shape[0]
+    coords = {"time": times.detach().cpu().numpy(), "series": np.arange(count) if series is None else np.asarray(series)}
+    return xr.Dataset(variables, coords=coords)
+
+
+def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[str, Tensor], np.ndarray | None]:
+    """A full initial state (tensors (series, *shape)) from a mapping or a Dataset with `series`."""
+    states = type(system).states()
+    if isinstance(initial, xr.Dataset):
+        if series is None and "series" in initial.coords:
+            series = initial["series"].values
+        if "time" in initial.dims:
+            initial = initial.isel(time=0)
+        initial = {name: initial[name].values for name in initial.data_vars}
+    if not isinstance(initial, Mapping):
+        raise TypeError(f"initial_state must be a mapping of state names to arrays, or a Dataset, got {type(initial).__name__}")
+    missing = [name for name in states if name not in initial]
+    if missing:
+        raise ValueError(f"initial_state lacks {missing}; {type(system).__name__} has states {list(states)}")
+    tensors = {}
+    for name, state in states.items():
+        value = torch.as_tensor(np.asarray(initial[name], dtype=float), dtype=dtype, device=device)
+        if tuple(value.shape) == state.shape:
+            value = value.unsqueeze(0)
+        if tuple(value.shape[1:]) != state.shape:
+            raise ValueError(f"initial_state[{name!r}] has shape {tuple(value.shape)}; expected {state.shape} or (series, *{state.shape})")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"initial_state[{name!r}] has NaN or infinite values")
+        tensors[name] = value
+    counts = {v.shape[0] for v in tensors.values()}
+    if len(counts) > 1:
+        raise ValueError(f"initial_state has different numbers of series per state: {counts}")
+    return tensors, series
+
+
+def first_state(system, ds, initial=None) -> dict[str, np.ndarray]:
+    """The state of every series at the dataset's first time: `initial` where it gives a state,
+    else the observed values there."""
+    initial = {} if initial is None else initial
+    if isinstance(initial, xr.Dataset):
+        initial = {name: initial[name].values for name in initial.data_vars}
+    state = {}
+    for name in type(system).states():
+        if name in initial:
+            state[name] = np.asarray(initial[name], dtype=float)
+        elif name in ds.data_vars:
+            value = np.asarray(ds[name].isel(time=0).values, dtype=float)
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name!r} is not observed at the first time in every series; pass it in initial_state")
+            state[name] = value
+        else:
+            raise ValueError(f"state {name!r} is not observed; pass its initial value in initial_state "
+                             "(for example the initial_state of a FitResult)")
+    return state
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
+    """Write a Dataset to a netCDF4/HDF5 file through h5py, atomically (a partial file never remains)."""
+    path = os.fspath(path)
+    partial = path + ".partial"
+    ds.to_netcdf(partial, engine="h5netcdf")
+    os.replace(partial, path)
+
+
+def load(path: str | os.PathLike) -> xr.Dataset:
+    """Read a Dataset written by `save` (or any netCDF4/HDF5 file) into memory."""
+    with xr.open_dataset(os.fspath(path), engine="h5netcdf") as ds:
+        return ds.load()

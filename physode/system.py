@@ -1,0 +1,316 @@
+"""Declarative dynamical systems: the physics you know, networks for what you don't, and unknown
+physical parameters, in one nn.Module."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+class State:
+    """A named state variable of a System: one tensor of `shape` per series.
+
+    `dims` name the state's own dimensions in datasets (default: <name>_0, <name>_1, ...).
+    """
+
+    def __init__(self, shape: Sequence[int] = (), *, dims: Sequence[str] | None = None, units: str | None = None,
+                 description: str = ""):
+        self.shape = tuple(int(n) for n in shape)
+        if dims is not None and len(dims) != len(self.shape):
+            raise ValueError(f"State dims {tuple(dims)} must name each of the {len(self.shape)} dimensions of shape {self.shape}")
+        self._dims, self.units, self.description = None if dims is None else tuple(dims), units, description
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+        self.dims = self._dims or tuple(f"{name}_{i}" for i in range(len(self.shape)))
+
+    def __get__(self, instance, owner):
+        return self
+
+
+class Parameter:
+    """An unknown physical parameter. The optimiser works on an unconstrained value u; the physical
+    value is u (no constraint), exp(u) (`positive=True`) or lo + (hi - lo) sigmoid(u)
+    (`bounds=(lo, hi)`). Reading `system.<name>` gives the physical value; assigning one sets u.
+    `fixed=True` keeps it out of fitting.
+    """
+
+    def __init__(self, value, *, shape: Sequence[int] | None = None, positive: bool = False,
+                 bounds: tuple[float, float] | None = None, units: str | None = None, fixed: bool = False,
+                 description: str = ""):
+        if positive and bounds is not None:
+            raise ValueError("a Parameter is either positive or bounded, not both")
+        if bounds is not None:
+            lo, hi = (float(b) for b in bounds)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"Parameter bounds must be finite with lo < hi, got {bounds!r}")
+            bounds = (lo, hi)
+        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        self.value = value if shape is None else torch.broadcast_to(value, tuple(shape)).clone()
+        self.positive, self.bounds, self.units, self.fixed, self.description = positive, bounds, units, fixed, description
+        self._check(self.value, "initial value")
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.raw_name = name, f"{name}_unconstrained"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+    def _check(self, value: Tensor, what: str) -> None:
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"Parameter {what} must be finite, got {value.tolist()}")
+        if self.positive and not bool((value > 0).all()):
+            raise ValueError(f"positive Parameter {what} must be > 0, got {value.tolist()}")
+        if self.bounds is not None and not bool(((value > self.bounds[0]) & (value < self.bounds[1])).all()):
+            raise ValueError(f"Parameter {what} must lie strictly inside {self.bounds}, got {value.tolist()}")
+
+    def to_physical(self, u: Tensor) -> Tensor:
+        if self.positive:
+            return u.exp()
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            return lo + (hi - lo) * torch.sigmoid(u)
+        return u
+
+    def to_unconstrained(self, value: Tensor) -> Tensor:
+        if self.positive:
+            return value.log()
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            return torch.logit((value - lo) / (hi - lo))
+        return value
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        return self.to_physical(instance._parameters[self.raw_name])
+
+    def __set__(self, instance, value) -> None:
+        raw = instance._parameters[self.raw_name]
+        value = torch.as_tensor(value, dtype=raw.dtype, device=raw.device)
+        try:
+            value = torch.broadcast_to(value, raw.shape)
+        except RuntimeError as error:
+            raise ValueError(f"{self.name} has shape {tuple(raw.shape)}; cannot set it to shape {tuple(value.shape)}") from error
+        self._check(value, f"{self.name}")
+        with torch.no_grad():
+            raw.copy_(self.to_unconstrained(value))
+
+
+class Constant:
+    """A known constant of the physics (a buffer: it moves with the system, it is not fitted)."""
+
+    def __init__(self, value, *, units: str | None = None, description: str = ""):
+        self.value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        self.units, self.description = units, description
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner):
+        return self if instance is None else instance._buffers[self.name]
+
+    def __set__(self, instance, value) -> None:
+        buffer = instance._buffers[self.name]
+        with torch.no_grad():
+            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype, device=buffer.device).broadcast_to(buffer.shape))
+
+
+class Learned:
+    """A learned term: any nn.Module, built per System instance.
+
+    Give a module (each instance gets its own deep copy) or a factory and its arguments, as in
+    Learned(MLP, 2, 1, hidden=(32, 32)).
+    """
+
+    def __init__(self, module: nn.Module | Callable[..., nn.Module], *args, **kwargs):
+        if not (isinstance(module, nn.Module) or callable(module)):
+            raise TypeError(f"Learned takes an nn.Module or a factory of one, got {type(module).__name__}")
+        self.module, self.args, self.kwargs = module, args, kwargs
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def build(self) -> nn.Module:
+        module = copy.deepcopy(self.module) if isinstance(self.module, nn.Module) else self.module(*self.args, **self.kwargs)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Learned {self.name!r}: the factory returned {type(module).__name__}, not an nn.Module")
+        return module
+
+    def __get__(self, instance, owner):
+        return self if instance is None else instance._modules[self.name]
+
+
+class StateValues(dict):
+    """The states passed to physics() and learned(): s.position or s["position"]."""
+
+    def __getattr__(self, name: str) -> Tensor:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no state named {name!r}; the states are {list(self)}") from None
+
+
+class System(nn.Module):
+    """A dynamical system declared in its class body.
+
+    Declare `State`s, `Parameter`s (unknown, fitted), `Constant`s (known) and `Learned` terms as
+    class attributes, set `observed` to the names of the states the data measures (default: all),
+    and define the vector field as `physics(self, t, s)` and/or `learned(self, t, s)`: each takes
+    the states `s` (tensors of shape (series, *state shape)) and returns a dict of their time
+    derivatives; the two are summed, and a state neither mentions has derivative zero.
+    Keyword arguments of the constructor set initial parameter values and constants.
+    """
+
+    observed: Sequence[str] | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        found: dict[str, dict] = {"states": {}, "parameters": {}, "constants": {}, "learned": {}}
+        kinds = {State: "states", Parameter: "parameters", Constant: "constants", Learned: "learned"}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                for kind, key in kinds.items():
+                    if isinstance(value, kind):
+                        found[key][name] = value
+        cls._declared = found
+        observed = tuple(found["states"]) if cls.observed is None else tuple(cls.observed)
+        unknown = [name for name in observed if name not in found["states"]]
+        if unknown:
+            raise ValueError(f"{cls.__name__}.observed names {unknown}, which are not States ({list(found['states'])})")
+        cls.observed_states = observed
+
+    def __init__(self, **values):
+        super().__init__()
+        declared = type(self)._declared
+        if not declared["states"]:
+            raise TypeError(f"{type(self).__name__} declares no State")
+        if type(self).physics is System.physics and type(self).learned is System.learned:
+            raise TypeError(f"{type(self).__name__} defines neither physics(self, t, s) nor learned(self, t, s)")
+        unknown = sorted(set(values) - set(declared["parameters"]) - set(declared["constants"]))
+        if unknown:
+            valid = sorted([*declared["parameters"], *declared["constants"]])
+            raise TypeError(f"{type(self).__name__} has no parameter or constant {unknown}; valid: {valid}")
+        for name, p in declared["parameters"].items():
+            value = torch.as_tensor(values.get(name, p.value), dtype=torch.get_default_dtype())
+            value = torch.broadcast_to(value, p.shape).clone()
+            p._check(value, f"{name}")
+            self.register_parameter(p.raw_name, nn.Parameter(p.to_unconstrained(value), requires_grad=not p.fixed))
+        for name, c in declared["constants"].items():
+            self.register_buffer(name, torch.as_tensor(values.get(name, c.value), dtype=torch.get_default_dtype()).clone())
+        for name, term in declared["learned"].items():
+            self.add_module(name, term.build())
+
+    # --- declarations -----------------------------------------------------------------------
+    @classmethod
+    def states(cls) -> dict[str, State]:
+        return dict(cls._declared["states"])
+
+    @classmethod
+    def physical_parameters(cls) -> dict[str, Parameter]:
+        return dict(cls._declared["parameters"])
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(type(self)._declared["states"])
+
+    def parameter_values(self) -> dict[str, Tensor]:
+        """The physical value of every declared Parameter (detached)."""
+        return {name: getattr(self, name).detach() for name in type(self)._declared["parameters"]}
+
+    # --- the vector field --------------------------------------------------------------------
+    def physics(self, t: Tensor, s: StateValues) -> Mapping[str, Tensor]:
+        """The known part of the vector field: {state name: time derivative}."""
+        return {}
+
+    def learned(self, t: Tensor, s: StateValues) -> Mapping[str, Tensor]:
+        """The learned part of the vector field: {state name: time derivative}, added to physics()."""
+        return {}
+
+    def forward(self, t: Tensor, y: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The vector field on the tuple of states, in declaration order (what odeint integrates)."""
+        names = self.state_names
+        s = StateValues(zip(names, y))
+        total: dict[str, Tensor] = {}
+        for part in (self.physics, self.learned):
+            for name, value in part(t, s).items():
+                if name not in s:
+                    raise KeyError(f"{type(self).__name__}.{part.__name__} returned a derivative for {name!r}, "
+                                   f"which is not a State ({names})")
+                total[name] = value if name not in total else total[name] + value
+        return tuple(_as_derivative(total.get(name), state, name, type(self).__name__) for name, state in zip(names, y))
+
+    # --- integration --------------------------------------------------------------------------
+    def integrate(self, initial: Mapping[str, Tensor], t: Tensor, **solver) -> dict[str, Tensor]:
+        """Integrate from `initial` (tensors (series, *shape) per state) to the times t (1-D
+        tensor); returns tensors (series, len(t), *shape) per state. `solver` keywords go to
+        physode.odeint (method, rtol, atol, gradient, options)."""
+        from .odeint import odeint
+
+        names = self.state_names
+        missing = [n for n in names if n not in initial]
+        if missing:
+            raise ValueError(f"the initial state lacks {missing}; {type(self).__name__} has states {names}")
+        ys = odeint(self, tuple(initial[n] for n in names), t, **solver)
+        return {n: y.movedim(0, 1) for n, y in zip(names, ys)}
+
+    def simulate(self, initial_state, t, *, series=None, **solver):
+        """Simulate from an initial state at t[0]; returns an xarray.Dataset (series, time, *dims).
+
+        `initial_state` maps every state name to an array of shape (*shape) or (series, *shape),
+        or is an xarray.Dataset with a `series` dimension. Runs without gradients.
+        """
+        from . import data
+
+        reference = next(iter(self.parameters()), None)
+        dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+        device = reference.device if reference is not None else None
+        initial, series = data.initial_state_tensors(self, initial_state, series, dtype, device)
+        times = torch.as_tensor(np.asarray(t, dtype=float), dtype=dtype, device=device)
+        with torch.no_grad():
+            values = self.integrate(initial, times, **solver)
+        return data.to_dataset(self, times, values, series=series)
+
+    def extrapolate(self, observations, t, *, initial_state=None, **solver):
+        """Continue each observed series to the times t, starting from its first observed time.
+
+        The observed states come from the data at that time; unobserved states from
+        `initial_state` (a mapping or Dataset, e.g. FitResult.initial_state), which is required
+        when some state is not observed. Returns an xarray.Dataset labelled like the input.
+        """
+        from . import data
+
+        data.validate(observations, self)
+        start = float(observations["time"].values[0])
+        times = np.asarray(t, dtype=float)
+        if times.ndim != 1 or times.size == 0 or times[0] < start:
+            raise ValueError(f"t must be 1-D and start at or after the data's first time {start}")
+        initial = data.first_state(self, observations, initial_state)
+        grid = times if times[0] == start else np.concatenate([[start], times])
+        result = self.simulate(initial, grid, series=observations["series"].values, **solver)
+        return result.sel(time=times) if grid is not times else result
+
+    # --- fitting ----------------------------------------------------------------------------
+    def fit(self, data, **kwargs):
+        """Fit every free parameter to `data` (an xarray.Dataset); see physode.fit.fit."""
+        from .fit import fit
+
+        return fit(self, data, **kwargs)
+
+
+def _as_derivative(value: Tensor | None, state: Tensor, name: str, owner: str) -> Tensor:
+    if value is None:
+        return torch.zeros_like(state)
+    if value.shape != state.shape:
+        try:
+            value = value.expand(state.shape)
+        except RuntimeError:
+            raise ValueError(f"{owner}: the derivative of {name!r} has shape {tuple(value.shape)}, "
+                             f"but the state has shape {tuple(state.shape)} (series, *state shape)") from None
+    return value
