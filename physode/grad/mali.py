@@ -24,4 +24,4 @@ class MALI:
     needs_params = True
 
     def solve(self, problem: Problem) -> Tensor:
-        return solve_with_reverse_sweep(problem, Reconstruct())
+        return solve_with_reverse_sweep(problem, Reconstruct(problem.stepper.eta))

@@ -14,10 +14,16 @@ from .checkpoints import State
 
 
 class StepReplay:
-    """Re-takes accepted steps without a graph: forward, or backward by the exact ALF inverse."""
+    """Re-takes accepted steps without a graph: forward, or backward by the exact ALF inverse.
+
+    The inverse ALF step evaluates f where the recomputed forward step will evaluate it again (at
+    the same point up to round-off); it keeps that evaluation's graph so that the recomputation
+    can reuse it (`evaluator`), which saves one evaluation per step.
+    """
 
     def __init__(self, problem: Problem, grid: Grid, clock: Clock):
         self.problem, self.grid, self.clock = problem, grid, clock
+        self._kept: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
     def span(self, i: int):
         return self.clock.span(self.grid.segment(i), self.grid.start(i), self.grid.end(i))
@@ -31,11 +37,43 @@ class StepReplay:
 
     @torch.no_grad()
     def inverse(self, i: int, state: State) -> State:
-        return self.problem.stepper.inverse(self.problem.func, self.span(i), *state)
+        def evaluate_and_keep(t: Tensor, y: Tensor) -> Tensor:
+            with torch.enable_grad():
+                t, y = t.detach().requires_grad_(True), y.detach().requires_grad_(True)
+                value = self.problem.func(t, y)
+            self._kept[i] = (t, y, value)
+            return value.detach()
+
+        return self.problem.stepper.inverse(evaluate_and_keep, self.span(i), *state)
+
+    def evaluator(self, i: int):
+        """func for recomputing step i: the evaluation kept by `inverse`, if any, else func."""
+        kept = self._kept.pop(i, None)
+        if kept is None:
+            return self.problem.func
+        params = self.problem.params
+        return lambda t, y: _Reuse.apply(kept, t, y, *params)
+
+
+class _Reuse(torch.autograd.Function):
+    """The value of an evaluation made earlier at (t, y) equal up to round-off, differentiated
+    through that evaluation's own graph."""
+
+    @staticmethod
+    def forward(ctx, kept, t: Tensor, y: Tensor, *params: Tensor) -> Tensor:
+        ctx.kept = kept
+        ctx.save_for_backward(*params)
+        return kept[2].detach()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        t, y, value = ctx.kept
+        grads = torch.autograd.grad(value, (t, y, *ctx.saved_tensors), grad, allow_unused=True, retain_graph=True)
+        return None, *grads
 
 
 def reverse_sweep(
-    problem: Problem, grid: Grid, clock: Clock, states: Iterator[tuple[int, State]],
+    problem: Problem, grid: Grid, clock: Clock, replay: StepReplay, states: Iterator[tuple[int, State]],
     grad_outputs: Tensor, inputs: tuple[Tensor, ...],
 ) -> tuple[Tensor, list[Tensor | None]]:
     """Gradients of sum(grad_outputs * outputs) for y0 and for `inputs` (params, maybe times).
@@ -62,7 +100,7 @@ def reverse_sweep(
                 v = v.detach().requires_grad_(True)
                 wrt.append(v)
             span = clock.span(grid.segment(i), grid.start(i), grid.end(i))
-            y1, ks = stepper.step(func, span, z, v, full=has_inside)
+            y1, ks = stepper.step(replay.evaluator(i), span, z, v, full=has_inside)
             outs.append(y1)
             if v is not None:
                 outs.append(ks[-1])
@@ -128,8 +166,9 @@ class _ReverseSweep(torch.autograd.Function):
         inputs = (*problem.params, times) if need_times else problem.params
         problem.func.backward = True
         try:
-            states = ctx.policy.reversed_states(len(ctx.grid), StepReplay(problem, ctx.grid, clock))
-            grad_y0, totals = reverse_sweep(problem, ctx.grid, clock, states, grad_outputs, inputs)
+            replay = StepReplay(problem, ctx.grid, clock)
+            states = ctx.policy.reversed_states(len(ctx.grid), replay)
+            grad_y0, totals = reverse_sweep(problem, ctx.grid, clock, replay, states, grad_outputs, inputs)
         finally:
             problem.func.backward = False
         grads = [torch.zeros_like(x) if g is None else g for g, x in zip(totals, inputs)]
