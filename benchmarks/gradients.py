@@ -360,8 +360,15 @@ SHARED_FLAGS = ("dim", "hidden", "batch", "damped_dim", "damped_batch", "horizon
 
 def memory_in_child(problem: str, method: str, args) -> tuple[float | None, str]:
     """Peak memory growth in MiB measured in a fresh process, or None and why."""
-    argv = [sys.executable, os.path.abspath(__file__), "--child", f"{problem}:{method}"]
-    for name in SHARED_FLAGS:
+    return memory_in_subprocess(os.path.abspath(__file__), f"{problem}:{method}", SHARED_FLAGS, args)
+
+
+def memory_in_subprocess(script: str, child: str, flags: tuple[str, ...], args) -> tuple[float | None, str]:
+    """Run `python SCRIPT --child CHILD` with the given flags of args (names as in argparse's
+    namespace, passed as --name-with-dashes VALUE, None left out); the peak memory growth in MiB it
+    prints as JSON on its last line, and how it was measured, or None and why it failed."""
+    argv = [sys.executable, script, "--child", child]
+    for name in flags:
         value = getattr(args, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
