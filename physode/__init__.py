@@ -1,9 +1,16 @@
 """physode: physics-informed dynamical-systems modelling on an ODE engine with accurate gradients."""
 
+from . import data
+from .fit import FitError, FitResult, fit
 from .grad import GradientMethod
+from .nn import MLP
 from .odeint import Solution, odeint, solve
 from .solve import SolverError, Stats
+from .system import Constant, Learned, Parameter, State, System
 
 __version__ = "0.1.0"
 
-__all__ = ["GradientMethod", "Solution", "SolverError", "Stats", "odeint", "solve"]
+__all__ = [
+    "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Learned", "Parameter", "Solution", "SolverError",
+    "State", "Stats", "System", "data", "fit", "odeint", "solve",
+]

@@ -56,23 +56,31 @@ def validate(ds, system) -> None:
 def observations(ds, system, dtype: torch.dtype, device=None) -> tuple[Tensor, dict[str, Tensor]]:
     """(times (T,), {observed state: values (series, T, *shape) with NaN where unobserved})."""
     validate(ds, system)
-    times = torch.as_tensor(np.asarray(ds["time"].values, dtype=float), dtype=dtype, device=device)
-    values = {s: torch.as_tensor(np.asarray(ds[s].values, dtype=float), dtype=dtype, device=device)
+    times = torch.as_tensor(np.array(ds["time"].values, dtype=float), dtype=dtype, device=device)
+    values = {s: torch.as_tensor(np.array(ds[s].values, dtype=float), dtype=dtype, device=device)
               for s in type(system).observed_states}
     return times, values
 
 
 def to_dataset(system, times: Tensor, values: Mapping[str, Tensor], *, series=None) -> xr.Dataset:
     """A Dataset (series, time, *dims) of state values (tensors (series, T, *shape))."""
+    ds = _dataset(system, values, ("series", "time"), series)
+    return ds.assign_coords(time=times.detach().cpu().numpy())
+
+
+def state_dataset(system, values: Mapping[str, Tensor], *, series=None) -> xr.Dataset:
+    """A Dataset (series, *dims) of one state per series (tensors (series, *shape))."""
+    return _dataset(system, values, ("series",), series)
+
+
+def _dataset(system, values: Mapping[str, Tensor], leading: tuple[str, ...], series) -> xr.Dataset:
     states = type(system).states()
     variables = {}
     for name, value in values.items():
-        array = value.detach().cpu().numpy()
         attrs = {k: v for k, v in (("units", states[name].units), ("description", states[name].description)) if v}
-        variables[name] = xr.Variable(("series", "time", *states[name].dims), array, attrs)
+        variables[name] = xr.Variable((*leading, *states[name].dims), value.detach().cpu().numpy(), attrs)
     count = next(iter(values.values())).shape[0]
-    coords = {"time": times.detach().cpu().numpy(), "series": np.arange(count) if series is None else np.asarray(series)}
-    return xr.Dataset(variables, coords=coords)
+    return xr.Dataset(variables, coords={"series": np.arange(count) if series is None else np.asarray(series)})
 
 
 def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[str, Tensor], np.ndarray | None]:

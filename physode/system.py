@@ -50,7 +50,7 @@ class Parameter:
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"Parameter bounds must be finite with lo < hi, got {bounds!r}")
             bounds = (lo, hi)
-        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        value = torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64)
         self.value = value if shape is None else torch.broadcast_to(value, tuple(shape)).clone()
         self.positive, self.bounds, self.units, self.fixed, self.description = positive, bounds, units, fixed, description
         self._check(self.value, "initial value")
@@ -93,28 +93,29 @@ class Parameter:
 
     def __set__(self, instance, value) -> None:
         raw = instance._parameters[self.raw_name]
-        value = torch.as_tensor(value, dtype=raw.dtype, device=raw.device)
+        value = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=float),
+                                dtype=torch.float64)
         try:
             value = torch.broadcast_to(value, raw.shape)
         except RuntimeError as error:
             raise ValueError(f"{self.name} has shape {tuple(raw.shape)}; cannot set it to shape {tuple(value.shape)}") from error
         self._check(value, f"{self.name}")
         with torch.no_grad():
-            raw.copy_(self.to_unconstrained(value))
+            raw.copy_(self.to_unconstrained(value).to(raw.dtype))
 
 
 class Constant:
     """A known constant of the physics (a buffer: it moves with the system, it is not fitted)."""
 
     def __init__(self, value, *, units: str | None = None, description: str = ""):
-        self.value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        self.value = torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64)
         self.units, self.description = units, description
 
     def __set_name__(self, owner, name: str) -> None:
         self.name = name
 
     def __get__(self, instance, owner):
-        return self if instance is None else instance._buffers[self.name]
+        return self if instance is None else _registered(instance, "_buffers", self.name)
 
     def __set__(self, instance, value) -> None:
         buffer = instance._buffers[self.name]
@@ -144,7 +145,7 @@ class Learned:
         return module
 
     def __get__(self, instance, owner):
-        return self if instance is None else instance._modules[self.name]
+        return self if instance is None else _registered(instance, "_modules", self.name)
 
 
 class StateValues(dict):
@@ -165,7 +166,9 @@ class System(nn.Module):
     and define the vector field as `physics(self, t, s)` and/or `learned(self, t, s)`: each takes
     the states `s` (tensors of shape (series, *state shape)) and returns a dict of their time
     derivatives; the two are summed, and a state neither mentions has derivative zero.
-    Keyword arguments of the constructor set initial parameter values and constants.
+    Keyword arguments of the constructor set initial parameter values and constants; `dtype` and
+    `device` place everything (pass dtype=torch.float64 rather than calling .double() afterwards,
+    which would keep initial values rounded to float32).
     """
 
     observed: Sequence[str] | None = None
@@ -186,8 +189,9 @@ class System(nn.Module):
             raise ValueError(f"{cls.__name__}.observed names {unknown}, which are not States ({list(found['states'])})")
         cls.observed_states = observed
 
-    def __init__(self, **values):
+    def __init__(self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None, **values):
         super().__init__()
+        dtype = dtype or torch.get_default_dtype()
         declared = type(self)._declared
         if not declared["states"]:
             raise TypeError(f"{type(self).__name__} declares no State")
@@ -198,14 +202,16 @@ class System(nn.Module):
             valid = sorted([*declared["parameters"], *declared["constants"]])
             raise TypeError(f"{type(self).__name__} has no parameter or constant {unknown}; valid: {valid}")
         for name, p in declared["parameters"].items():
-            value = torch.as_tensor(values.get(name, p.value), dtype=torch.get_default_dtype())
+            value = torch.as_tensor(np.asarray(values.get(name, p.value), dtype=float), dtype=torch.float64)
             value = torch.broadcast_to(value, p.shape).clone()
             p._check(value, f"{name}")
-            self.register_parameter(p.raw_name, nn.Parameter(p.to_unconstrained(value), requires_grad=not p.fixed))
+            raw = p.to_unconstrained(value).to(dtype=dtype, device=device)
+            self.register_parameter(p.raw_name, nn.Parameter(raw, requires_grad=not p.fixed))
         for name, c in declared["constants"].items():
-            self.register_buffer(name, torch.as_tensor(values.get(name, c.value), dtype=torch.get_default_dtype()).clone())
+            value = np.asarray(values.get(name, c.value), dtype=float)
+            self.register_buffer(name, torch.as_tensor(value, dtype=dtype, device=device).clone())
         for name, term in declared["learned"].items():
-            self.add_module(name, term.build())
+            self.add_module(name, term.build().to(dtype=dtype, device=device))
 
     # --- declarations -----------------------------------------------------------------------
     @classmethod
@@ -232,6 +238,16 @@ class System(nn.Module):
     def learned(self, t: Tensor, s: StateValues) -> Mapping[str, Tensor]:
         """The learned part of the vector field: {state name: time derivative}, added to physics()."""
         return {}
+
+    def initial_guess(self, times: Tensor, observed: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Starting values of the states at times[0] where they are not observed, for fitting.
+
+        `observed` maps the observed states to values (series, time, *shape), NaN where missing.
+        Returns a tensor broadcastable to (series, *shape) per state; zeros by default. Override it
+        with what the physics knows (e.g. velocities from finite differences of positions).
+        """
+        reference = times.new_zeros(())
+        return {name: reference.expand(state.shape) for name, state in type(self).states().items()}
 
     def forward(self, t: Tensor, y: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The vector field on the tuple of states, in declaration order (what odeint integrates)."""
@@ -272,7 +288,7 @@ class System(nn.Module):
         dtype = reference.dtype if reference is not None else torch.get_default_dtype()
         device = reference.device if reference is not None else None
         initial, series = data.initial_state_tensors(self, initial_state, series, dtype, device)
-        times = torch.as_tensor(np.asarray(t, dtype=float), dtype=dtype, device=device)
+        times = torch.as_tensor(np.array(t, dtype=float), dtype=dtype, device=device)
         with torch.no_grad():
             values = self.integrate(initial, times, **solver)
         return data.to_dataset(self, times, values, series=series)
@@ -302,6 +318,14 @@ class System(nn.Module):
         from .fit import fit
 
         return fit(self, data, **kwargs)
+
+
+def _registered(instance, registry: str, name: str):
+    """An entry of an nn.Module registry; AttributeError (as for a missing attribute) until it is set."""
+    try:
+        return instance.__dict__[registry][name]
+    except KeyError:
+        raise AttributeError(f"{type(instance).__name__}.{name} is not set up yet") from None
 
 
 def _as_derivative(value: Tensor | None, state: Tensor, name: str, owner: str) -> Tensor:

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["physode", "physode.solve", "physode.grad", "physode.systems", "physode.datasets"])
+@pytest.mark.parametrize("name", ["physode", "physode.solve", "physode.grad", "physode.nn", "physode.systems", "physode.datasets"])
 def test_subpackages_import(name):
     assert importlib.import_module(name).__doc__
 
@@ -13,4 +13,7 @@ def test_subpackages_import(name):
 def test_public_surface():
     import physode
 
-    assert set(physode.__all__) == {"GradientMethod", "Solution", "SolverError", "Stats", "odeint", "solve"}
+    assert set(physode.__all__) == {
+        "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Learned", "Parameter", "Solution",
+        "SolverError", "State", "Stats", "System", "data", "fit", "odeint", "solve",
+    }

@@ -1,0 +1,433 @@
+"""Fitting a System to observed trajectories: mini-batches of series, masked losses, multiple
+shooting, validation and early stopping, progress, and checkpoints that survive interruption."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from . import checkpoint as checkpoint_io
+from . import data as data_io
+from .estimates import InitialState, ShootingNodes
+from .losses import check_penalty, masked_loss
+from .progress import Progress
+from .solve import SolverError
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    # L-BFGS with a strong-Wolfe line search, for deterministic, smooth fits of a few parameters;
+    # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
+    "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
+}
+
+
+class FitError(RuntimeError):
+    """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
+
+    def __init__(self, message: str, result: FitResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns.
+
+    `history`: an xarray.Dataset over `epoch` with the training loss, the validation loss (if any),
+    the learning rate, the seconds per epoch and every physical parameter's value. `parameters`:
+    the physical values at the best epoch (lowest validation loss, else lowest training loss),
+    which the system holds after fitting. `initial_state`: the fitted state of every series at
+    the first time, a Dataset (series, *dims). `report()` gives standard errors.
+    """
+
+    history: xr.Dataset
+    parameters: dict[str, Tensor]
+    initial_state: xr.Dataset
+    best_epoch: int
+    epochs: int
+    seconds: float
+    interrupted: bool = False
+    stopped_early: bool = False
+    _report: Callable | None = field(default=None, repr=False)
+
+    def report(self):
+        """Fitted physical parameters with Gauss-Newton standard errors (a pandas DataFrame)."""
+        return self._report()
+
+
+@dataclass
+class _Batch:
+    index: Tensor
+    observed: dict[str, Tensor]
+
+
+def fit(
+    system, data, *, epochs: int = 100, lr: float = 1e-2, optimizer: str | Callable = "adam",
+    batch_size: int | None = None, loss: str | Callable = "mse", time_weight=None,
+    gradient: str = "aca", method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8, options: dict | None = None,
+    validation: float | None = None, patience: int | None = None, shooting: int | None = None, continuity: float = 1.0,
+    initial_state=None, learn_initial_state: str = "unobserved", progress: bool = True,
+    checkpoint: str | os.PathLike | None = None, resume: bool = False, callbacks: Sequence[Callable] = (),
+    seed: int = 0, max_failures: int = 5,
+) -> FitResult:
+    """Fit every free parameter of `system` (physical Parameters, learned terms, and the initial
+    states of the series where they are not observed) to `data`, an xarray.Dataset of
+    observations (NaN = not observed).
+
+    - `epochs`, `lr`, `optimizer` (a name in OPTIMIZERS or a factory `params -> Optimizer`),
+      `batch_size` (series per update; default all), `seed` (the order of the batches).
+    - `loss`: "mse", "mae", "huber" or a callable of the residual, averaged over observed entries;
+      `time_weight`: weights per time point (an array, or a callable of the time tensor).
+    - `gradient`, `method`, `rtol`, `atol`, `options`: passed to physode.odeint.
+    - `validation`: a fraction of the time points, the last ones, held out; the best epoch is the
+      one with the lowest validation loss, and `patience` epochs without improvement stop the fit.
+    - `shooting`: multiple shooting with windows of this many time intervals, each starting from
+      a fitted state, plus `continuity` times the mean squared mismatch where windows meet.
+    - `initial_state`: starting values (a mapping or Dataset) for states not observed at the
+      first time (default: `system.initial_guess`); `learn_initial_state`: "unobserved", "all"
+      or "none".
+    - `checkpoint`: a file written atomically after every epoch; `resume=True` continues from it
+      exactly where an interrupted fit stopped. A KeyboardInterrupt returns the result so far.
+    - `callbacks`: called as callback(epoch, logs) after each epoch; a true return stops the fit.
+
+    A step whose loss or gradient is not finite, or whose solve fails, is skipped with a warning:
+    the parameters go back to the last good ones and the learning rate is halved; `max_failures`
+    failures in a row stop the fit with a FitError carrying the result so far.
+    """
+    _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures)
+    penalty = check_penalty(loss)
+    reference = next(iter(system.parameters()), None)
+    dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+    device = reference.device if reference is not None else torch.device("cpu")
+    times, observed = data_io.observations(data, system, dtype, device)
+    series_count, time_count = next(iter(observed.values())).shape[:2]
+    train_count = time_count - (round(validation * time_count) if validation else 0)
+    if validation and not 2 <= train_count < time_count:
+        raise ValueError(f"validation={validation} leaves {train_count} of {time_count} time points for training; need 2 or more")
+    if shooting is not None and shooting >= train_count - 1:
+        shooting = None
+    weight = _time_weight(time_weight, times)
+    solver = {"gradient": gradient, "method": method, "rtol": rtol, "atol": atol, "options": options}
+
+    guess = _initial_guess(system, times, observed, initial_state, dtype, device)
+    first = {name: values[:, 0] for name, values in observed.items()}
+    estimates = InitialState(first, guess, learn_initial_state).to(device)
+    nodes = _shooting_nodes(system, estimates, times[:train_count], shooting, solver) if shooting else None
+    modules = [system, estimates] + ([nodes] if nodes is not None else [])
+    trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("nothing to fit: the system has no free parameter and every initial state is fixed")
+    opt = OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
+    generator = torch.Generator().manual_seed(seed)
+    fingerprint = _fingerprint(system, data, dict(solver, loss=str(loss), batch_size=batch_size, validation=validation,
+                                                  shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
+                                                  learn=learn_initial_state))
+
+    state = {"epoch": 0, "seconds": 0.0, "history": {}, "best": None, "since_best": 0, "lr_scale": 1.0}
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        state = _restore(checkpoint, fingerprint, modules, opt, generator)
+
+    def batch_loss(batch: _Batch) -> Tensor:
+        start = estimates(batch.index)
+        if nodes is None:
+            predicted = system.integrate(start, times[:train_count], **solver)
+            return masked_loss(predicted, batch.observed, penalty, weight[:train_count] if weight is not None else None)
+        return _shooting_loss(system, start, nodes, batch, times[:train_count], shooting, continuity, penalty,
+                              weight[:train_count] if weight is not None else None, solver)
+
+    def validation_loss() -> float | None:
+        if not validation:
+            return None
+        with torch.no_grad():
+            predicted = system.integrate(estimates(), times, **{**solver, "gradient": "direct"})
+        tail = {name: values[:, train_count:] for name, values in observed.items()}
+        return masked_loss({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
+                           weight[train_count:] if weight is not None else None).item()
+
+    bar = Progress(epochs, progress)
+    interrupted = stopped_early = False
+    failures = 0
+    epoch = state["epoch"]
+    try:
+        while epoch < epochs:
+            started = time.perf_counter()
+            order = torch.randperm(series_count, generator=generator).to(device)
+            size = batch_size or series_count
+            total, counted = 0.0, 0
+            for first_index in range(0, series_count, size):
+                index = order[first_index:first_index + size]
+                batch = _Batch(index, {name: values[index, :train_count] for name, values in observed.items()})
+                snapshot = _snapshot(modules, opt)
+                try:
+                    value = _update(opt, trainable, lambda: batch_loss(batch))
+                except (SolverError, _StepFailed) as error:
+                    failures += 1
+                    _restore_snapshot(snapshot, modules, opt)
+                    state["lr_scale"] *= 0.5
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.5
+                    warnings.warn(f"fit: epoch {epoch + 1}: update skipped ({error}); parameters restored, "
+                                  f"learning rate halved to {opt.param_groups[0]['lr']:.3g}", RuntimeWarning, stacklevel=2)
+                    if failures >= max_failures:
+                        result = _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed)
+                        raise FitError(f"fit stopped after {failures} failed updates in a row at epoch {epoch + 1}; "
+                                       f"the last: {error}. Check the initial parameters, lower lr, or loosen rtol/atol",
+                                       result) from error
+                    continue
+                failures = 0
+                total, counted = total + value * len(index), counted + len(index)
+            epoch += 1
+            train_loss = total / counted if counted else math.nan
+            val_loss = validation_loss()
+            seconds = time.perf_counter() - started
+            state["seconds"] += seconds
+            _record(state["history"], system, train_loss, val_loss, opt.param_groups[0]["lr"], seconds)
+            score = val_loss if val_loss is not None else train_loss
+            if state["best"] is None or (math.isfinite(score) and score < state["best"]["score"]):
+                state["best"] = {"epoch": epoch, "score": score, "modules": [_clone(m.state_dict()) for m in modules]}
+                state["since_best"] = 0
+            else:
+                state["since_best"] += 1
+            state["epoch"] = epoch
+            if checkpoint is not None:
+                _save(checkpoint, fingerprint, state, modules, opt, generator)
+            bar.update(epoch, _progress_message(system, train_loss, val_loss))
+            logs = {"loss": train_loss, "val_loss": val_loss, "parameters": system.parameter_values()}
+            if any(callback(epoch, logs) for callback in callbacks):
+                stopped_early = True
+                break
+            if patience is not None and validation and state["since_best"] >= patience:
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    return _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed)
+
+
+class _StepFailed(RuntimeError):
+    pass
+
+
+def _update(opt, trainable: list[Tensor], compute: Callable[[], Tensor]) -> float:
+    """One optimiser step on the loss from `compute`; raises _StepFailed if it is not finite."""
+    values = []
+
+    def closure():
+        opt.zero_grad()
+        loss = compute()
+        if not bool(torch.isfinite(loss)):
+            raise _StepFailed(f"loss is {loss.item()}")
+        loss.backward()
+        if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
+            raise _StepFailed("gradient is not finite")
+        values.append(loss.item())
+        return loss
+
+    opt.step(closure)
+    return values[0]
+
+
+def _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures) -> None:
+    def positive_int(name, value, allow_none=False):
+        if value is None and allow_none:
+            return
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size, allow_none=True)
+    positive_int("patience", patience, allow_none=True)
+    positive_int("max_failures", max_failures)
+    if shooting is not None and not (isinstance(shooting, int) and shooting >= 2):
+        raise ValueError(f"shooting must be an integer number of time intervals per window, >= 2, got {shooting!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if validation is not None and not (isinstance(validation, float) and 0 < validation < 1):
+        raise ValueError(f"validation must be a fraction of the time points in (0, 1), got {validation!r}")
+    if patience is not None and validation is None:
+        raise ValueError("patience (early stopping) needs a validation fraction")
+    if not (isinstance(continuity, (int, float)) and continuity >= 0):
+        raise ValueError(f"continuity must be a non-negative number, got {continuity!r}")
+    if not (optimizer in OPTIMIZERS if isinstance(optimizer, str) else callable(optimizer)):
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a factory (params, lr) -> Optimizer, got {optimizer!r}")
+
+
+def _time_weight(time_weight, times: Tensor) -> Tensor | None:
+    if time_weight is None:
+        return None
+    value = time_weight(times) if callable(time_weight) else time_weight
+    value = torch.as_tensor(np.asarray(value, dtype=float), dtype=times.dtype, device=times.device)
+    if value.shape != times.shape or not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+        raise ValueError(f"time_weight must give one finite, non-negative weight per time point ({len(times)})")
+    return value
+
+
+def _initial_guess(system, times, observed, initial_state, dtype, device) -> dict[str, Tensor]:
+    """system.initial_guess, overridden by `initial_state` where given; (series, *shape) per state."""
+    series = next(iter(observed.values())).shape[0]
+    guess = dict(system.initial_guess(times, observed))
+    if isinstance(initial_state, xr.Dataset):
+        guess.update({name: initial_state[name].values for name in initial_state.data_vars})
+    elif initial_state is not None:
+        guess.update(initial_state)
+    result = {}
+    for name, state in type(system).states().items():
+        value = torch.as_tensor(np.asarray(guess[name].detach().cpu() if isinstance(guess[name], Tensor) else guess[name],
+                                           dtype=float), dtype=dtype, device=device)
+        try:
+            result[name] = value.expand(series, *state.shape).clone()
+        except RuntimeError:
+            raise ValueError(f"the initial value of {name!r} has shape {tuple(value.shape)}; expected {state.shape} "
+                             f"or ({series}, *{state.shape})") from None
+    return result
+
+
+def _shooting_windows(count: int, shooting: int) -> list[tuple[int, int]]:
+    """(first, last) time indices of windows of `shooting` intervals covering 0..count-1."""
+    bounds = list(range(0, count - 1, shooting)) + [count - 1]
+    if bounds[-1] - bounds[-2] < 1:
+        bounds.pop(-2)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _shooting_nodes(system, estimates, times, shooting, solver) -> ShootingNodes:
+    """Window starts initialised along a simulation of the initial model."""
+    windows = _shooting_windows(len(times), shooting)
+    with torch.no_grad():
+        path = system.integrate(estimates(), times, **{**solver, "gradient": "direct"})
+    starts = {name: torch.stack([values[:, first] for first, _ in windows[1:]], dim=1) for name, values in path.items()}
+    return ShootingNodes(starts)
+
+
+def _shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Tensor:
+    windows = _shooting_windows(len(times), shooting)
+    pieces: dict[str, list[Tensor]] = {name: [] for name in start}
+    mismatch = []
+    for k, (first, last) in enumerate(windows):
+        begin = start if k == 0 else nodes(batch.index, k)
+        path = system.integrate(begin, times[first:last + 1], **solver)
+        final = k == len(windows) - 1
+        for name, values in path.items():
+            pieces[name].append(values if final else values[:, :-1])
+        if not final:
+            following = nodes(batch.index, k + 1)
+            mismatch.append(torch.cat([(path[n][:, -1] - following[n]).reshape(len(batch.index), -1) for n in path], dim=1))
+    predicted = {name: torch.cat(values, dim=1) for name, values in pieces.items()}
+    loss = masked_loss(predicted, batch.observed, penalty, weight)
+    if mismatch and continuity:
+        loss = loss + continuity * torch.cat(mismatch, dim=1).square().mean()
+    return loss
+
+
+def _snapshot(modules, opt) -> tuple:
+    return [_clone(m.state_dict()) for m in modules], copy.deepcopy(opt.state_dict())
+
+
+def _restore_snapshot(snapshot, modules, opt) -> None:
+    states, optimizer_state = snapshot
+    for module, saved in zip(modules, states):
+        module.load_state_dict(saved)
+    opt.load_state_dict(optimizer_state)
+
+
+def _clone(state_dict) -> dict:
+    return {k: v.detach().clone() for k, v in state_dict.items()}
+
+
+def _record(history: dict, system, loss, val_loss, lr, seconds) -> None:
+    entry = {"loss": loss, "val_loss": math.nan if val_loss is None else val_loss, "lr": lr, "seconds": seconds}
+    entry.update({name: value.cpu().numpy() for name, value in system.parameter_values().items()})
+    for key, value in entry.items():
+        history.setdefault(key, []).append(value)
+
+
+def _history_dataset(system, history: dict) -> xr.Dataset:
+    parameters = type(system).physical_parameters()
+    variables = {}
+    for key, values in history.items():
+        array = np.asarray(values, dtype=float)
+        if key in parameters:
+            dims = ("epoch", *(f"{key}_{i}" for i in range(array.ndim - 1)))
+            attrs = {"units": parameters[key].units} if parameters[key].units else {}
+        else:
+            dims, attrs = ("epoch",), {}
+        variables[key] = xr.Variable(dims, array, attrs)
+    count = len(history.get("loss", []))
+    return xr.Dataset(variables, coords={"epoch": np.arange(1, count + 1)})
+
+
+def _progress_message(system, loss, val_loss) -> str:
+    parts = [f"loss {loss:.4g}"] + ([f"val {val_loss:.4g}"] if val_loss is not None else [])
+    for name, value in system.parameter_values().items():
+        flat = value.flatten().tolist()
+        if len(flat) <= 4:
+            parts.append(f"{name}=" + (f"{flat[0]:.5g}" if len(flat) == 1 else "[" + ", ".join(f"{v:.5g}" for v in flat) + "]"))
+    return "  ".join(parts)
+
+
+def _fingerprint(system, data, settings: dict) -> str:
+    digest = hashlib.sha256(type(system).__name__.encode())
+    for name in sorted(data.data_vars):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(np.asarray(data[name].values, dtype=float)).tobytes())
+    digest.update(np.asarray(data["time"].values, dtype=float).tobytes())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, parameter in system.named_parameters():
+        digest.update(f"{name}{tuple(parameter.shape)}".encode())
+    return digest.hexdigest()
+
+
+def _save(path, fingerprint, state, modules, opt, generator) -> None:
+    best = state["best"]
+    checkpoint_io.save(path, {
+        "fingerprint": fingerprint, "epoch": state["epoch"], "seconds": state["seconds"], "history": state["history"],
+        "since_best": state["since_best"], "lr_scale": state["lr_scale"],
+        "best": None if best is None else {"epoch": best["epoch"], "score": best["score"], "modules": best["modules"]},
+        "modules": [m.state_dict() for m in modules], "optimizer": opt.state_dict(), "generator": generator.get_state(),
+    })
+
+
+def _restore(path, fingerprint, modules, opt, generator) -> dict:
+    saved = checkpoint_io.load(path)
+    if saved["fingerprint"] != fingerprint:
+        raise ValueError(f"the checkpoint {os.fspath(path)} was written by a different fit (other data, system or "
+                         "settings); pass resume=False to start over, or another checkpoint path")
+    for module, state_dict in zip(modules, saved["modules"]):
+        module.load_state_dict(state_dict)
+    opt.load_state_dict(saved["optimizer"])
+    generator.set_state(saved["generator"])
+    saved["history"] = {k: list(v) for k, v in saved["history"].items()}
+    return saved
+
+
+def _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed) -> FitResult:
+    from .report import parameter_report
+
+    best = state["best"]
+    if best is not None:
+        for module, saved in zip(modules, best["modules"]):
+            module.load_state_dict(saved)
+    with torch.no_grad():
+        initial = data_io.state_dataset(system, estimates(), series=data["series"].values)
+    return FitResult(
+        history=_history_dataset(system, state["history"]), parameters=system.parameter_values(),
+        initial_state=initial, best_epoch=0 if best is None else best["epoch"], epochs=state["epoch"],
+        seconds=state["seconds"], interrupted=interrupted, stopped_early=stopped_early,
+        _report=lambda: parameter_report(system, estimates, data, solver),
+    )

@@ -1,0 +1,32 @@
+"""A pendulum of unknown length whose friction, of unknown form, is learned."""
+
+from __future__ import annotations
+
+import torch
+
+from physode import MLP, Constant, Learned, Parameter, State, System
+
+
+class Pendulum(System):
+    """theta'' = -(g / L) sin(theta) + friction(theta'): the length L is unknown, the friction is an
+    MLP of the angular velocity, and only the angle is observed."""
+
+    angle = State(units="rad")
+    angular_velocity = State(units="rad / s")
+    length = Parameter(1.0, positive=True, units="m")
+    gravity = Constant(9.81, units="m / s^2")
+    friction = Learned(MLP, 1, 1, hidden=(32, 32))
+    observed = ("angle",)
+
+    def physics(self, t, s):
+        return {"angle": s.angular_velocity, "angular_velocity": -self.gravity / self.length * torch.sin(s.angle)}
+
+    def learned(self, t, s):
+        return {"angular_velocity": self.friction(s.angular_velocity.unsqueeze(-1)).squeeze(-1)}
+
+    def initial_guess(self, times, observed):
+        guess = super().initial_guess(times, observed)
+        angle = observed["angle"]
+        if angle.shape[1] > 1 and bool(torch.isfinite(angle[:, :2]).all()):
+            guess["angular_velocity"] = (angle[:, 1] - angle[:, 0]) / (times[1] - times[0])
+        return guess
