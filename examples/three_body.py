@@ -40,20 +40,22 @@ def fit_and_extrapolate(observed, times, gradient: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="201 time points and rtol = atol = 1e-10")
-    parser.add_argument("--epochs", type=int, default=None, help="L-BFGS epochs (default 15, full 30)")
+    parser.add_argument("--epochs", type=int, default=None, help="L-BFGS epochs (default 6, full 10)")
+    parser.add_argument("--noise", type=float, default=1e-4, help="standard deviation of the position noise")
     parser.add_argument("--gradients", default="aca,adjoint", help="comma-separated gradient methods to compare")
     parser.add_argument("--plot", default="three_body.png", help="where to save the orbit plot ('' for none)")
     args = parser.parse_args()
     points = 201 if args.full else 101
     args.tol = 1e-10 if args.full else 1e-8
-    args.epochs = args.epochs or (30 if args.full else 15)
+    args.epochs = args.epochs or (10 if args.full else 6)
 
     data = three_body(mass=TRUE_MASS, t=np.linspace(0.0, 2.0, points))
-    observed = data.sel(time=slice(0.0, 1.0)).drop_vars("velocity")
+    noisy = three_body(mass=TRUE_MASS, t=np.linspace(0.0, 2.0, points), noise=args.noise)
+    observed = noisy.sel(time=slice(0.0, 1.0)).drop_vars("velocity")
     times = data["time"].values
     future_mask = times > 1.0
-    print(f"three bodies, masses {TRUE_MASS}; positions observed at {observed.sizes['time']} times on [0, 1]; "
-          f"fitting with L-BFGS, rtol = atol = {args.tol:g}")
+    print(f"three bodies, masses {TRUE_MASS}; positions observed at {observed.sizes['time']} times on [0, 1] "
+          f"with noise {args.noise:g}; fitting with L-BFGS, rtol = atol = {args.tol:g}")
 
     runs = {}
     for gradient in args.gradients.split(","):
@@ -85,7 +87,7 @@ def plot(data, runs, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4.5), squeeze=False)
+    figure, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 3.6), squeeze=False)
     times = data["time"].values
     for axis, (gradient, run) in zip(axes[0], runs.items()):
         for body, color in zip(range(3), ("C0", "C1", "C2")):
@@ -98,7 +100,7 @@ def plot(data, runs, path: str) -> None:
         axis.set_xlabel("x")
         axis.set_ylabel("y")
         axis.set_aspect("equal")
-    axes[0][0].legend(fontsize=7, loc="best")
+    axes[0][0].legend(fontsize=6, loc="upper center", ncols=3, frameon=False)
     figure.suptitle("three bodies: true orbits (thick) and fitted extrapolation to t = 2 (dashed); dots at t = 1")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
