@@ -113,24 +113,42 @@ def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[
     return tensors, series
 
 
-def first_state(system, ds, initial=None) -> dict[str, np.ndarray]:
-    """The state of every series at the dataset's first time: `initial` where it gives a state,
-    else the observed values there."""
+def start_indices(system, ds, start: str) -> np.ndarray:
+    """Per series, the time index to start from: 0 ("first"), or the last time at which every
+    observed state is fully observed ("last")."""
+    count = ds.sizes["series"]
+    if start == "first":
+        return np.zeros(count, dtype=int)
+    if start != "last":
+        raise ValueError(f"start must be 'first' or 'last', got {start!r}")
+    complete = np.ones((count, ds.sizes["time"]), dtype=bool)
+    for name in type(system).observed_states:
+        values = np.asarray(ds[name].values, dtype=float)
+        complete &= np.isfinite(values).reshape(count, ds.sizes["time"], -1).all(axis=2)
+    if not complete.any(axis=1).all():
+        raise ValueError("with start='last' every series needs a time at which all its observed states are observed")
+    return ds.sizes["time"] - 1 - np.argmax(complete[:, ::-1], axis=1)
+
+
+def state_at(system, ds, index: np.ndarray, initial=None) -> dict[str, np.ndarray]:
+    """The state of each series at its time index: `initial` where it gives a state (taken as the
+    state at that time), else the observed values there."""
     initial = {} if initial is None else initial
     if isinstance(initial, xr.Dataset):
         initial = {name: initial[name].values for name in initial.data_vars}
+    series = np.arange(ds.sizes["series"])
     state = {}
     for name in type(system).states():
         if name in initial:
             state[name] = np.asarray(initial[name], dtype=float)
         elif name in ds.data_vars:
-            value = np.asarray(ds[name].isel(time=0).values, dtype=float)
+            value = np.asarray(ds[name].values, dtype=float)[series, index]
             if not np.isfinite(value).all():
-                raise ValueError(f"{name!r} is not observed at the first time in every series; pass it in initial_state")
+                raise ValueError(f"{name!r} is not observed at the start of every series; pass it in initial_state")
             state[name] = value
         else:
-            raise ValueError(f"state {name!r} is not observed; pass its initial value in initial_state "
-                             "(for example the initial_state of a FitResult)")
+            raise ValueError(f"state {name!r} is not observed; pass its value at the start in initial_state "
+                             "(for example the initial_state of a FitResult, with start='first')")
     return state
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+import xarray as xr
 from torch import Tensor, nn
 
 
@@ -293,24 +294,32 @@ class System(nn.Module):
             values = self.integrate(initial, times, **solver)
         return data.to_dataset(self, times, values, series=series)
 
-    def extrapolate(self, observations, t, *, initial_state=None, **solver):
-        """Continue each observed series to the times t, starting from its first observed time.
+    def extrapolate(self, observations, t, *, start: str = "first", initial_state=None, **solver):
+        """Continue each observed series to the times t; returns a Dataset labelled like the input.
 
-        The observed states come from the data at that time; unobserved states from
-        `initial_state` (a mapping or Dataset, e.g. FitResult.initial_state), which is required
-        when some state is not observed. Returns an xarray.Dataset labelled like the input.
+        Each series starts from its first time (`start="first"`) or from the last time at which
+        all its observed states are observed (`start="last"`). Observed states come from the data
+        there; unobserved ones from `initial_state` (a mapping or Dataset, e.g. the initial_state
+        of a FitResult with start="first"), which is then required.
         """
         from . import data
 
         data.validate(observations, self)
-        start = float(observations["time"].values[0])
+        index = data.start_indices(self, observations, start)
+        starts = np.asarray(observations["time"].values, dtype=float)[index]
         times = np.asarray(t, dtype=float)
-        if times.ndim != 1 or times.size == 0 or times[0] < start:
-            raise ValueError(f"t must be 1-D and start at or after the data's first time {start}")
-        initial = data.first_state(self, observations, initial_state)
-        grid = times if times[0] == start else np.concatenate([[start], times])
-        result = self.simulate(initial, grid, series=observations["series"].values, **solver)
-        return result.sel(time=times) if grid is not times else result
+        if times.ndim != 1 or times.size == 0 or times[0] < starts.max():
+            raise ValueError(f"t must be 1-D and start at or after every series' start (the latest is {starts.max()})")
+        initial = data.state_at(self, observations, index, initial_state)
+        labels = observations["series"].values
+        pieces = []
+        for begin in np.unique(starts):
+            chosen = np.flatnonzero(starts == begin)
+            grid = times if times[0] == begin else np.concatenate([[begin], times])
+            part = self.simulate({k: v[chosen] for k, v in initial.items()}, grid, series=labels[chosen], **solver)
+            pieces.append(part.isel(time=slice(len(grid) - len(times), None)))
+        result = xr.concat(pieces, dim="series") if len(pieces) > 1 else pieces[0]
+        return result.sel(series=labels) if len(pieces) > 1 else result
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, data, **kwargs):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import physode
 from physode import MLP, Constant, Learned, Parameter, State, System
@@ -135,7 +136,7 @@ def test_extrapolate_is_labelled_like_the_input():
     reference = three_body(t=np.linspace(0, 2, 41), series=2)
     observed = reference.sel(time=slice(0, 1)).drop_vars("velocity").assign_coords(series=["a", "b"])
     model = ThreeBody(mass=[1.1, 1.1, 0.9], dtype=torch.float64)
-    with pytest.raises(ValueError, match="'velocity' is not observed; pass its initial value"):
+    with pytest.raises(ValueError, match="'velocity' is not observed; pass its value at the start in initial_state"):
         model.extrapolate(observed, reference["time"].values)
     future = model.extrapolate(observed, reference["time"].values[20:], rtol=1e-11, atol=1e-11,
                                initial_state={"velocity": reference["velocity"].isel(time=0).values})
@@ -172,3 +173,28 @@ def test_three_body_hybrid_learns_an_unmodelled_drag():
         path = model.extrapolate(observed, times, initial_state=result.initial_state, rtol=1e-9, atol=1e-9)
         errors[cls] = float(((path["position"].values - data["position"].values)[:, times > 1.0] ** 2).mean())
     assert errors[ThreeBodyHybrid] < 0.2 * errors[ThreeBody]
+
+
+def test_extrapolate_from_the_last_observation():
+    """Fully observed oscillator series with different last observed times continue from there."""
+
+    class Harmonic(System):
+        x = State()
+        v = State()
+        omega = Parameter(2.0)
+
+        def physics(self, t, s):
+            return {"x": s.v, "v": -self.omega**2 * s.x}
+
+    t = np.linspace(0, 2, 21)
+    x = np.stack([np.cos(2 * t), 0.5 * np.sin(2 * t)])
+    v = np.stack([-2 * np.sin(2 * t), np.cos(2 * t)])
+    x[0, 15:] = np.nan  # series 0 last fully observed at t[14]
+    v[1, 18:] = np.nan  # series 1 at t[17]
+    data = xr.Dataset({"x": (("series", "time"), x), "v": (("series", "time"), v)}, coords={"series": ["p", "q"], "time": t})
+    future = np.linspace(2.0, 3.0, 6)
+    path = Harmonic(dtype=F64).extrapolate(data, future, start="last", rtol=1e-11, atol=1e-11)
+    assert list(path["series"].values) == ["p", "q"]
+    assert np.allclose(path["x"].values, np.stack([np.cos(2 * future), 0.5 * np.sin(2 * future)]), atol=1e-8)
+    with pytest.raises(ValueError, match="start must be 'first' or 'last'"):
+        Harmonic(dtype=F64).extrapolate(data, future, start="middle")
