@@ -197,7 +197,8 @@ def fit(
             state["seconds"] += seconds
             _record(state["history"], system, train_loss, val_loss, opt.param_groups[0]["lr"], seconds)
             score = val_loss if val_loss is not None else train_loss
-            if state["best"] is None or (math.isfinite(score) and score < state["best"]["score"]):
+            score = score if math.isfinite(score) else math.inf  # an epoch of failed updates is never the best
+            if state["best"] is None or score < state["best"]["score"]:
                 state["best"] = {"epoch": epoch, "score": score, "modules": [_clone(m.state_dict()) for m in modules]}
                 state["since_best"] = 0
             else:

@@ -8,9 +8,11 @@ from physode import MLP, Learned, Parameter, State, System
 
 
 class LotkaVolterraHybrid(System):
-    """x' = alpha x + g1(x, y),  y' = -gamma y + g2(x, y): the rates alpha and gamma are unknown
-    positive parameters and the interaction g (in the classical model -beta x y and +delta x y)
-    is an MLP of both populations. Both populations are observed."""
+    """x' = alpha x + x y h1(x, y),  y' = -gamma y + x y h2(x, y): the rates alpha and gamma are
+    unknown positive parameters and the interaction, which vanishes when either population does,
+    is learned: h is an MLP of both populations (in the classical model h1 = -beta, h2 = delta).
+    Both populations are observed. Scaling h by x y keeps alpha and gamma identifiable: the network
+    cannot imitate the growth and decay terms."""
 
     prey = State(units="population")
     predator = State(units="population")
@@ -22,5 +24,6 @@ class LotkaVolterraHybrid(System):
         return {"prey": self.alpha * s.prey, "predator": -self.gamma * s.predator}
 
     def learned(self, t, s):
-        g = self.interaction(torch.stack([s.prey, s.predator], dim=-1))
-        return {"prey": g[..., 0], "predator": g[..., 1]}
+        h = self.interaction(torch.stack([s.prey, s.predator], dim=-1))
+        encounters = s.prey * s.predator
+        return {"prey": encounters * h[..., 0], "predator": encounters * h[..., 1]}

@@ -8,8 +8,9 @@ from physode import MLP, Constant, Learned, Parameter, State, System
 
 
 class Pendulum(System):
-    """theta'' = -(g / L) sin(theta) + friction(theta'): the length L is unknown, the friction is an
-    MLP of the angular velocity, and only the angle is observed."""
+    """theta'' = -(g / L) sin(theta) + theta' h(theta'): the length L is unknown, the friction
+    theta' h(theta') is learned (h an MLP; the product vanishes at rest, as friction does), and
+    only the angle is observed."""
 
     angle = State(units="rad")
     angular_velocity = State(units="rad / s")
@@ -22,7 +23,8 @@ class Pendulum(System):
         return {"angle": s.angular_velocity, "angular_velocity": -self.gravity / self.length * torch.sin(s.angle)}
 
     def learned(self, t, s):
-        return {"angular_velocity": self.friction(s.angular_velocity.unsqueeze(-1)).squeeze(-1)}
+        omega = s.angular_velocity
+        return {"angular_velocity": omega * self.friction(omega.unsqueeze(-1)).squeeze(-1)}
 
     def initial_guess(self, times, observed):
         guess = super().initial_guess(times, observed)

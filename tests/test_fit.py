@@ -1,6 +1,7 @@
 """Fitting: parameter recovery, hybrids, masks, shooting, validation, failures, checkpoints, reports."""
 
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -183,3 +184,23 @@ def test_bad_fit_arguments(kwargs, message):
     data = oscillator_data().drop_vars("v")
     with pytest.raises(ValueError, match=message):
         Oscillator(dtype=F64).fit(data, progress=False, **kwargs)
+
+
+def test_an_epoch_of_failed_updates_is_never_the_best(monkeypatch):
+    """The first epoch's only update fails; later epochs improve, and their parameters are kept."""
+    fitting = sys.modules["physode.fit"]
+    original = fitting._update
+    failed = []
+
+    def flaky(opt, trainable, compute):
+        if not failed:
+            failed.append(True)
+            raise physode.SolverError("injected failure", 0.0, 0)
+        return original(opt, trainable, compute)
+
+    monkeypatch.setattr(fitting, "_update", flaky)
+    model = Oscillator(dtype=F64)
+    with pytest.warns(RuntimeWarning, match="update skipped"):
+        result = model.fit(oscillator_data().drop_vars("v"), epochs=4, lr=0.05, progress=False)
+    assert math.isnan(result.history["loss"].values[0])
+    assert result.best_epoch > 1 and model.omega.item() != 1.5

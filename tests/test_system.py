@@ -198,3 +198,31 @@ def test_extrapolate_from_the_last_observation():
     assert np.allclose(path["x"].values, np.stack([np.cos(2 * future), 0.5 * np.sin(2 * future)]), atol=1e-8)
     with pytest.raises(ValueError, match="start must be 'first' or 'last'"):
         Harmonic(dtype=F64).extrapolate(data, future, start="middle")
+
+
+@pytest.mark.slow
+def test_pendulum_length_with_learned_friction():
+    from physode.datasets import pendulum
+
+    data = pendulum(length=1.5, t=np.linspace(0, 5, 51), angle=(1.0, -0.6), angular_velocity=(0.0, 1.0))
+    torch.manual_seed(0)
+    model = Pendulum(length=1.0, dtype=F64)
+    model.fit(data.drop_vars("angular_velocity"), epochs=3, optimizer="lbfgs", lr=1.0, rtol=1e-7, atol=1e-9, progress=False)
+    assert model.length.item() == pytest.approx(1.5, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_lotka_volterra_interaction_is_learned():
+    from physode.datasets import lotka_volterra
+    from physode.systems import LotkaVolterraHybrid
+
+    full = lotka_volterra(t=np.linspace(0, 8, 81), prey=(1.0, 2.0), predator=(1.0, 0.5))
+    train = full.sel(time=slice(0, 4))
+    torch.manual_seed(0)
+    model = LotkaVolterraHybrid(alpha=1.0, gamma=2.0, dtype=F64)
+    with pytest.warns(RuntimeWarning, match="update skipped"):  # the first line search overshoots into a blow-up
+        model.fit(train, epochs=12, optimizer="lbfgs", lr=1.0, rtol=1e-7, atol=1e-9, progress=False)
+    assert model.alpha.item() == pytest.approx(1.5, rel=0.01)
+    assert model.gamma.item() == pytest.approx(3.0, rel=0.05)
+    future = model.extrapolate(train, full["time"].values[40:], rtol=1e-8, atol=1e-8)
+    assert float(((future["prey"] - full["prey"].isel(time=slice(40, None))) ** 2).mean()) < 1e-3
