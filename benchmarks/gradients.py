@@ -586,8 +586,8 @@ def _warn_if_busy() -> None:
               "(try --threads 1)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run_command(args, child_main, run_benchmark, format_text, format_markdown, finish=None) -> None:
+    """The shared main of the benchmarks: a memory child, or the whole run with its reports."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.child:
@@ -602,7 +602,13 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.markdown, "w") as f:
             f.write(format_markdown(rows, args))
         print(f"\nwrote {args.markdown}")
+    if finish is not None:
+        finish(rows, args)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(parse_args(argv), child_main, run_benchmark, format_text, format_markdown)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gradients import (  # noqa: E402 - the benchmarks folder must be on sys.path first
     Counted, Method, MLPField, Problem, Run, _fmt, _on_device, _relative, _torchdiffeq_adjoint,
-    _warn_if_busy, memory_in_subprocess, peak_memory, timed_run,
+    memory_in_subprocess, peak_memory, run_command, timed_run,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -527,25 +527,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    if args.child:
-        child_main(args)
-        return
-    start = time.perf_counter()
-    _warn_if_busy()
-    rows = run_benchmark(args)
-    print()
-    print(format_text(rows, args))
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(format_markdown(rows, args))
-        print(f"\nwrote {args.markdown}")
-    if args.plot:
-        write_plot(rows, args, args.plot)
-        print(f"wrote {args.plot}")
-    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    def plot(rows, args):
+        if args.plot:
+            write_plot(rows, args, args.plot)
+            print(f"wrote {args.plot}")
+
+    run_command(parse_args(argv), child_main, run_benchmark, format_text, format_markdown, finish=plot)
 
 
 if __name__ == "__main__":

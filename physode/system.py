@@ -329,6 +329,15 @@ class System(nn.Module):
         return fit(self, data, **kwargs)
 
 
+def first_difference(times: Tensor, values: Tensor) -> Tensor | None:
+    """(values[:, 1] - values[:, 0]) / (times[1] - times[0]) for observations (series, time, ...): a
+    starting guess for the rate of change of an observed state (a velocity from positions, say),
+    or None when the first two values are not all observed."""
+    if values.shape[1] < 2 or not bool(torch.isfinite(values[:, :2]).all()):
+        return None
+    return (values[:, 1] - values[:, 0]) / (times[1] - times[0])
+
+
 def _registered(instance, registry: str, name: str):
     """An entry of an nn.Module registry; AttributeError (as for a missing attribute) until it is set."""
     try:

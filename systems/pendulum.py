@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from physode import MLP, Constant, Learned, Parameter, State, System
+from physode.system import first_difference
 
 
 class Pendulum(System):
@@ -28,7 +29,5 @@ class Pendulum(System):
 
     def initial_guess(self, times, observed):
         guess = super().initial_guess(times, observed)
-        angle = observed["angle"]
-        if angle.shape[1] > 1 and bool(torch.isfinite(angle[:, :2]).all()):
-            guess["angular_velocity"] = (angle[:, 1] - angle[:, 0]) / (times[1] - times[0])
-        return guess
+        rate = first_difference(times, observed["angle"])
+        return guess if rate is None else {**guess, "angular_velocity": rate}

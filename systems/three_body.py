@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from physode import MLP, Constant, Learned, Parameter, State, System
+from physode.system import first_difference
 
 
 def gravity(position: Tensor, mass: Tensor, constant: Tensor) -> Tensor:
@@ -37,10 +38,8 @@ class ThreeBody(System):
 
     def initial_guess(self, times, observed):
         guess = super().initial_guess(times, observed)
-        position = observed["position"]
-        if position.shape[1] > 1 and bool(torch.isfinite(position[:, :2]).all()):
-            guess["velocity"] = (position[:, 1] - position[:, 0]) / (times[1] - times[0])
-        return guess
+        rate = first_difference(times, observed["position"])
+        return guess if rate is None else {**guess, "velocity": rate}
 
 
 class ThreeBodyHybrid(ThreeBody):
