@@ -91,7 +91,7 @@ def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[
             series = initial["series"].values
         if "time" in initial.dims:
             initial = initial.isel(time=0)
-        initial = {name: initial[name].values for name in initial.data_vars}
+        initial = as_mapping(initial)
     if not isinstance(initial, Mapping):
         raise TypeError(f"initial_state must be a mapping of state names to arrays, or a Dataset, got {type(initial).__name__}")
     missing = [name for name in states if name not in initial]
@@ -111,6 +111,15 @@ def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[
     if len(counts) > 1:
         raise ValueError(f"initial_state has different numbers of series per state: {counts}")
     return tensors, series
+
+
+def as_mapping(states) -> dict:
+    """{state name: values} from a Dataset of states, a mapping, or None (empty)."""
+    if states is None:
+        return {}
+    if isinstance(states, xr.Dataset):
+        return {name: states[name].values for name in states.data_vars}
+    return dict(states)
 
 
 def start_indices(system, ds, start: str) -> np.ndarray:
@@ -133,9 +142,7 @@ def start_indices(system, ds, start: str) -> np.ndarray:
 def state_at(system, ds, index: np.ndarray, initial=None) -> dict[str, np.ndarray]:
     """The state of each series at its time index: `initial` where it gives a state (taken as the
     state at that time), else the observed values there."""
-    initial = {} if initial is None else initial
-    if isinstance(initial, xr.Dataset):
-        initial = {name: initial[name].values for name in initial.data_vars}
+    initial = as_mapping(initial)
     series = np.arange(ds.sizes["series"])
     state = {}
     for name in type(system).states():

@@ -282,11 +282,7 @@ def _time_weight(time_weight, times: Tensor) -> Tensor | None:
 def _initial_guess(system, times, observed, initial_state, dtype, device) -> dict[str, Tensor]:
     """system.initial_guess, overridden by `initial_state` where given; (series, *shape) per state."""
     series = next(iter(observed.values())).shape[0]
-    guess = dict(system.initial_guess(times, observed))
-    if isinstance(initial_state, xr.Dataset):
-        guess.update({name: initial_state[name].values for name in initial_state.data_vars})
-    elif initial_state is not None:
-        guess.update(initial_state)
+    guess = {**system.initial_guess(times, observed), **data_io.as_mapping(initial_state)}
     result = {}
     for name, state in type(system).states().items():
         value = torch.as_tensor(np.asarray(guess[name].detach().cpu() if isinstance(guess[name], Tensor) else guess[name],

@@ -7,8 +7,7 @@ import pytest
 import torch
 import xarray as xr
 
-import physode
-from physode import MLP, Constant, Learned, Parameter, State, System
+from physode import MLP, Learned, Parameter, State, System
 from physode.datasets import three_body
 from physode.systems import Pendulum, ThreeBody, ThreeBodyHybrid
 
