@@ -1,11 +1,12 @@
 """physode: physics-informed dynamical-systems modelling on an ODE engine with accurate gradients."""
 
 from . import data
-from .fit import FitError, FitResult, fit
+from .fit import FitResult, fit
 from .grad import GradientMethod
 from .nn import MLP
 from .odeint import Solution, odeint, solve
 from .solve import SolverError, Stats
+from .training import FitError
 from .system import Constant, Learned, Parameter, State, System
 
 __version__ = "0.1.0"

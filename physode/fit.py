@@ -3,14 +3,11 @@ shooting, validation and early stopping, progress, and checkpoints that survive 
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
+import itertools
 import json
-import math
 import os
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,12 +16,10 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from . import checkpoint as checkpoint_io
 from . import data as data_io
 from .estimates import InitialState, ShootingNodes
 from .losses import check_penalty, masked_loss
-from .progress import Progress
-from .solve import SolverError
+from .training import Loop, check_lr, check_positive_int, train
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
@@ -33,14 +28,6 @@ OPTIMIZERS = {
     # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
     "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
 }
-
-
-class FitError(RuntimeError):
-    """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
-
-    def __init__(self, message: str, result: FitResult):
-        super().__init__(message)
-        self.result = result
 
 
 @dataclass
@@ -132,24 +119,21 @@ def fit(
     if not trainable:
         raise ValueError("nothing to fit: the system has no free parameter and every initial state is fixed")
     opt = OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
-    generator = torch.Generator().manual_seed(seed)
     fingerprint = _fingerprint(system, data, dict(solver, loss=str(loss), batch_size=batch_size, validation=validation,
                                                   shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
                                                   learn=learn_initial_state))
+    train_weight = weight[:train_count] if weight is not None else None
 
-    state = {"epoch": 0, "seconds": 0.0, "history": {}, "best": None, "since_best": 0, "lr_scale": 1.0}
-    if checkpoint is not None and resume and os.path.exists(checkpoint):
-        state = _restore(checkpoint, fingerprint, modules, opt, generator)
-
-    def batch_loss(batch: _Batch) -> Tensor:
+    def batch_loss(index: Tensor, run) -> Tensor:
+        batch = _Batch(index, {name: values[index, :train_count] for name, values in observed.items()})
         start = estimates(batch.index)
         if nodes is None:
             predicted = system.integrate(start, times[:train_count], **solver)
-            return masked_loss(predicted, batch.observed, penalty, weight[:train_count] if weight is not None else None)
+            return masked_loss(predicted, batch.observed, penalty, train_weight)
         return _shooting_loss(system, start, nodes, batch, times[:train_count], shooting, continuity, penalty,
-                              weight[:train_count] if weight is not None else None, solver)
+                              train_weight, solver)
 
-    def validation_loss() -> float | None:
+    def validation_loss(run) -> float | None:
         if not validation:
             return None
         with torch.no_grad():
@@ -158,107 +142,31 @@ def fit(
         return masked_loss({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
                            weight[train_count:] if weight is not None else None).item()
 
-    bar = Progress(epochs, progress)
-    interrupted = stopped_early = False
-    failures = 0
-    epoch = state["epoch"]
-    try:
-        while epoch < epochs:
-            started = time.perf_counter()
-            order = torch.randperm(series_count, generator=generator).to(device)
-            size = batch_size or series_count
-            total, counted = 0.0, 0
-            for first_index in range(0, series_count, size):
-                index = order[first_index:first_index + size]
-                batch = _Batch(index, {name: values[index, :train_count] for name, values in observed.items()})
-                snapshot = _snapshot(modules, opt)
-                try:
-                    value = _update(opt, trainable, lambda: batch_loss(batch))
-                except (SolverError, _StepFailed) as error:
-                    failures += 1
-                    _restore_snapshot(snapshot, modules, opt)
-                    state["lr_scale"] *= 0.5
-                    for group in opt.param_groups:
-                        group["lr"] *= 0.5
-                    warnings.warn(f"fit: epoch {epoch + 1}: update skipped ({error}); parameters restored, "
-                                  f"learning rate halved to {opt.param_groups[0]['lr']:.3g}", RuntimeWarning, stacklevel=2)
-                    if failures >= max_failures:
-                        result = _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed)
-                        raise FitError(f"fit stopped after {failures} failed updates in a row at epoch {epoch + 1}; "
-                                       f"the last: {error}. Check the initial parameters, lower lr, or loosen rtol/atol",
-                                       result) from error
-                    continue
-                failures = 0
-                total, counted = total + value * len(index), counted + len(index)
-            epoch += 1
-            train_loss = total / counted if counted else math.nan
-            val_loss = validation_loss()
-            seconds = time.perf_counter() - started
-            state["seconds"] += seconds
-            _record(state["history"], system, train_loss, val_loss, opt.param_groups[0]["lr"], seconds)
-            score = val_loss if val_loss is not None else train_loss
-            score = score if math.isfinite(score) else math.inf  # an epoch of failed updates is never the best
-            if state["best"] is None or score < state["best"]["score"]:
-                state["best"] = {"epoch": epoch, "score": score, "modules": [_clone(m.state_dict()) for m in modules]}
-                state["since_best"] = 0
-            else:
-                state["since_best"] += 1
-            state["epoch"] = epoch
-            if checkpoint is not None:
-                _save(checkpoint, fingerprint, state, modules, opt, generator)
-            bar.update(epoch, _progress_message(system, train_loss, val_loss))
-            logs = {"loss": train_loss, "val_loss": val_loss, "parameters": system.parameter_values()}
-            if any(callback(epoch, logs) for callback in callbacks):
-                stopped_early = True
-                break
-            if patience is not None and validation and state["since_best"] >= patience:
-                stopped_early = True
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    return _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed)
+    loop = Loop(
+        modules=modules, optimizer=opt, series=series_count, batch_loss=batch_loss, validation_loss=validation_loss,
+        entries=lambda run: {name: value.cpu().numpy() for name, value in system.parameter_values().items()},
+        message=lambda logs: _progress_message(system, logs["loss"], logs["val_loss"]),
+        epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, max_failures=max_failures,
+        callbacks=[_with_parameters(callback, system) for callback in callbacks], progress=progress, device=device,
+    )
+    return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint,
+                 result=lambda run: _result(system, estimates, data, run, solver))
 
 
-class _StepFailed(RuntimeError):
-    pass
-
-
-def _update(opt, trainable: list[Tensor], compute: Callable[[], Tensor]) -> float:
-    """One optimiser step on the loss from `compute`; raises _StepFailed if it is not finite."""
-    values = []
-
-    def closure():
-        opt.zero_grad()
-        loss = compute()
-        if not bool(torch.isfinite(loss)):
-            raise _StepFailed(f"loss is {loss.item()}")
-        loss.backward()
-        if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
-            raise _StepFailed("gradient is not finite")
-        values.append(loss.item())
-        return loss
-
-    opt.step(closure)
-    return values[0]
+def _with_parameters(callback: Callable, system) -> Callable:
+    """A fit callback sees logs with "loss", "val_loss" and the physical "parameters"."""
+    return lambda epoch, logs: callback(epoch, {"loss": logs["loss"], "val_loss": logs["val_loss"],
+                                                "parameters": system.parameter_values()})
 
 
 def _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures) -> None:
-    def positive_int(name, value, allow_none=False):
-        if value is None and allow_none:
-            return
-        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-    positive_int("epochs", epochs)
-    positive_int("batch_size", batch_size, allow_none=True)
-    positive_int("patience", patience, allow_none=True)
-    positive_int("max_failures", max_failures)
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size, allow_none=True)
+    check_positive_int("patience", patience, allow_none=True)
+    check_positive_int("max_failures", max_failures)
     if shooting is not None and not (isinstance(shooting, int) and shooting >= 2):
         raise ValueError(f"shooting must be an integer number of time intervals per window, >= 2, got {shooting!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_lr(lr)
     if validation is not None and not (isinstance(validation, float) and 0 < validation < 1):
         raise ValueError(f"validation must be a fraction of the time points in (0, 1), got {validation!r}")
     if patience is not None and validation is None:
@@ -300,7 +208,7 @@ def _shooting_windows(count: int, shooting: int) -> list[tuple[int, int]]:
     bounds = list(range(0, count - 1, shooting)) + [count - 1]
     if bounds[-1] - bounds[-2] < 1:
         bounds.pop(-2)
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def _shooting_nodes(system, estimates, times, shooting, solver) -> ShootingNodes:
@@ -330,28 +238,6 @@ def _shooting_loss(system, start, nodes, batch, times, shooting, continuity, pen
     if mismatch and continuity:
         loss = loss + continuity * torch.cat(mismatch, dim=1).square().mean()
     return loss
-
-
-def _snapshot(modules, opt) -> tuple:
-    return [_clone(m.state_dict()) for m in modules], copy.deepcopy(opt.state_dict())
-
-
-def _restore_snapshot(snapshot, modules, opt) -> None:
-    states, optimizer_state = snapshot
-    for module, saved in zip(modules, states):
-        module.load_state_dict(saved)
-    opt.load_state_dict(optimizer_state)
-
-
-def _clone(state_dict) -> dict:
-    return {k: v.detach().clone() for k, v in state_dict.items()}
-
-
-def _record(history: dict, system, loss, val_loss, lr, seconds) -> None:
-    entry = {"loss": loss, "val_loss": math.nan if val_loss is None else val_loss, "lr": lr, "seconds": seconds}
-    entry.update({name: value.cpu().numpy() for name, value in system.parameter_values().items()})
-    for key, value in entry.items():
-        history.setdefault(key, []).append(value)
 
 
 def _history_dataset(system, history: dict) -> xr.Dataset:
@@ -390,41 +276,14 @@ def _fingerprint(system, data, settings: dict) -> str:
     return digest.hexdigest()
 
 
-def _save(path, fingerprint, state, modules, opt, generator) -> None:
-    best = state["best"]
-    checkpoint_io.save(path, {
-        "fingerprint": fingerprint, "epoch": state["epoch"], "seconds": state["seconds"], "history": state["history"],
-        "since_best": state["since_best"], "lr_scale": state["lr_scale"],
-        "best": None if best is None else {"epoch": best["epoch"], "score": best["score"], "modules": best["modules"]},
-        "modules": [m.state_dict() for m in modules], "optimizer": opt.state_dict(), "generator": generator.get_state(),
-    })
-
-
-def _restore(path, fingerprint, modules, opt, generator) -> dict:
-    saved = checkpoint_io.load(path)
-    if saved["fingerprint"] != fingerprint:
-        raise ValueError(f"the checkpoint {os.fspath(path)} was written by a different fit (other data, system or "
-                         "settings); pass resume=False to start over, or another checkpoint path")
-    for module, state_dict in zip(modules, saved["modules"]):
-        module.load_state_dict(state_dict)
-    opt.load_state_dict(saved["optimizer"])
-    generator.set_state(saved["generator"])
-    saved["history"] = {k: list(v) for k, v in saved["history"].items()}
-    return saved
-
-
-def _result(system, estimates, data, state, modules, interrupted, stopped_early, solver, observed) -> FitResult:
+def _result(system, estimates, data, run, solver) -> FitResult:
     from .report import parameter_report
 
-    best = state["best"]
-    if best is not None:
-        for module, saved in zip(modules, best["modules"]):
-            module.load_state_dict(saved)
     with torch.no_grad():
         initial = data_io.state_dataset(system, estimates(), series=data["series"].values)
     return FitResult(
-        history=_history_dataset(system, state["history"]), parameters=system.parameter_values(),
-        initial_state=initial, best_epoch=0 if best is None else best["epoch"], epochs=state["epoch"],
-        seconds=state["seconds"], interrupted=interrupted, stopped_early=stopped_early,
+        history=_history_dataset(system, run.history), parameters=system.parameter_values(),
+        initial_state=initial, best_epoch=run.best_epoch, epochs=run.epoch, seconds=run.seconds,
+        interrupted=run.interrupted, stopped_early=run.stopped_early,
         _report=lambda: parameter_report(system, estimates, data, solver),
     )

@@ -188,17 +188,17 @@ def test_bad_fit_arguments(kwargs, message):
 
 def test_an_epoch_of_failed_updates_is_never_the_best(monkeypatch):
     """The first epoch's only update fails; later epochs improve, and their parameters are kept."""
-    fitting = sys.modules["physode.fit"]
-    original = fitting._update
+    training = sys.modules["physode.training"]
+    original = training._update
     failed = []
 
-    def flaky(opt, trainable, compute):
+    def flaky(loop, compute):
         if not failed:
             failed.append(True)
             raise physode.SolverError("injected failure", 0.0, 0)
-        return original(opt, trainable, compute)
+        return original(loop, compute)
 
-    monkeypatch.setattr(fitting, "_update", flaky)
+    monkeypatch.setattr(training, "_update", flaky)
     model = Oscillator(dtype=F64)
     with pytest.warns(RuntimeWarning, match="update skipped"):
         result = model.fit(oscillator_data().drop_vars("v"), epochs=4, lr=0.05, progress=False)

@@ -1,0 +1,239 @@
+"""The training loop shared by every fit: shuffled mini-batches of series, failed updates skipped
+and undone, the best epoch kept, progress, callbacks, early stopping, learning-rate decay, and
+checkpoints that resume exactly where an interrupted run stopped."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from . import checkpoint as checkpoint_io
+from .progress import Progress
+from .solve import SolverError
+
+
+class FitError(RuntimeError):
+    """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
+
+    def __init__(self, message: str, result):
+        super().__init__(message)
+        self.result = result
+
+
+class StepFailed(RuntimeError):
+    """An update whose loss or gradient is not finite."""
+
+
+@dataclass
+class Run:
+    """Where a training run stands: what a checkpoint holds, and what the caller's result reports."""
+
+    epoch: int = 0
+    updates: int = 0
+    seconds: float = 0.0
+    history: dict = field(default_factory=dict)
+    best: dict | None = None
+    since_best: int = 0
+    interrupted: bool = False
+    stopped_early: bool = False
+
+    @property
+    def best_epoch(self) -> int:
+        return 0 if self.best is None else self.best["epoch"]
+
+
+@dataclass
+class Loop:
+    """What to train and how.
+
+    `batch_loss(index, run)` gives the loss of the series `index` (a tensor of positions);
+    `validation_loss(run)` a float or None; `entries(run)` the extra history entries of an epoch
+    (e.g. physical parameters); `message(logs)` the progress line. After every epoch the learning
+    rate is multiplied by `lr_decay` (not below `min_lr`).
+    """
+
+    modules: Sequence[nn.Module]
+    optimizer: torch.optim.Optimizer
+    series: int
+    batch_loss: Callable[[Tensor, Run], Tensor]
+    validation_loss: Callable[[Run], float | None] = lambda run: None
+    entries: Callable[[Run], dict] = lambda run: {}
+    message: Callable[[dict], str] = lambda logs: f"loss {logs['loss']:.4g}"
+    epochs: int = 100
+    batch_size: int | None = None
+    seed: int = 0
+    lr_decay: float = 1.0
+    min_lr: float = 0.0
+    patience: int | None = None
+    max_failures: int = 5
+    callbacks: Sequence[Callable] = ()
+    progress: bool = True
+    device: torch.device | None = None
+
+    @property
+    def trainable(self) -> list[Tensor]:
+        return [p for m in self.modules for p in m.parameters() if p.requires_grad]
+
+
+def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str = "",
+          result: Callable[[Run], object] = lambda run: run):
+    """Run `loop` to its last epoch, an early stop, or a KeyboardInterrupt; return result(run)
+    with the modules set to their best epoch (lowest validation loss, else training loss).
+
+    An update whose loss or gradient is not finite, or whose solve fails, is skipped with a
+    warning: the parameters and optimiser go back to their last good state and the learning rate
+    is halved; `max_failures` failures in a row raise FitError carrying result(run).
+    """
+    generator = torch.Generator().manual_seed(loop.seed)
+    run = Run()
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        run = _restore(checkpoint, fingerprint, loop, generator)
+    bar = Progress(loop.epochs, loop.progress)
+    failures = 0
+    try:
+        while run.epoch < loop.epochs:
+            started = time.perf_counter()
+            order = torch.randperm(loop.series, generator=generator).to(loop.device)
+            size = loop.batch_size or loop.series
+            total, counted = 0.0, 0
+            for first in range(0, loop.series, size):
+                index = order[first:first + size]
+                snapshot = _snapshot(loop)
+                try:
+                    value = _update(loop, functools.partial(loop.batch_loss, index, run))
+                except (SolverError, StepFailed) as error:
+                    failures += 1
+                    _restore_snapshot(snapshot, loop)
+                    for group in loop.optimizer.param_groups:
+                        group["lr"] *= 0.5
+                    warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, "
+                                  f"learning rate halved to {loop.optimizer.param_groups[0]['lr']:.3g}",
+                                  RuntimeWarning, stacklevel=3)
+                    if failures >= loop.max_failures:
+                        raise FitError(f"fit stopped after {failures} failed updates in a row at epoch {run.epoch + 1}; "
+                                       f"the last: {error}. Check the initial parameters, lower lr, or loosen rtol/atol",
+                                       _finish(run, loop, result)) from error
+                    continue
+                failures = 0
+                run.updates += 1
+                total, counted = total + value * len(index), counted + len(index)
+            run.epoch += 1
+            train_loss = total / counted if counted else math.nan
+            val_loss = loop.validation_loss(run)
+            seconds = time.perf_counter() - started
+            run.seconds += seconds
+            lr = loop.optimizer.param_groups[0]["lr"]
+            entry = {"loss": train_loss, "val_loss": math.nan if val_loss is None else val_loss, "lr": lr,
+                     "seconds": seconds, **loop.entries(run)}
+            for key, value in entry.items():
+                run.history.setdefault(key, []).append(value)
+            score = val_loss if val_loss is not None else train_loss
+            score = score if math.isfinite(score) else math.inf  # an epoch of failed updates is never the best
+            if run.best is None or score < run.best["score"]:
+                run.best = {"epoch": run.epoch, "score": score, "modules": [_clone(m.state_dict()) for m in loop.modules]}
+                run.since_best = 0
+            else:
+                run.since_best += 1
+            for group in loop.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * loop.lr_decay, loop.min_lr)
+            if checkpoint is not None:
+                _save(checkpoint, fingerprint, run, loop, generator)
+            logs = {"epoch": run.epoch, "loss": train_loss, "val_loss": val_loss, **entry}
+            bar.update(run.epoch, loop.message(logs))
+            if any(callback(run.epoch, logs) for callback in loop.callbacks):
+                run.stopped_early = True
+                break
+            if loop.patience is not None and run.since_best >= loop.patience:
+                run.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        bar.close()
+    return _finish(run, loop, result)
+
+
+def check_positive_int(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_lr(lr) -> None:
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+
+
+def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
+    if run.best is not None:
+        for module, saved in zip(loop.modules, run.best["modules"]):
+            module.load_state_dict(saved)
+    return result(run)
+
+
+def _update(loop: Loop, compute: Callable[[], Tensor]) -> float:
+    """One optimiser step on the loss from `compute`; raises StepFailed if it is not finite."""
+    values = []
+    trainable = loop.trainable
+
+    def closure():
+        loop.optimizer.zero_grad()
+        loss = compute()
+        if not bool(torch.isfinite(loss)):
+            raise StepFailed(f"loss is {loss.item()}")
+        loss.backward()
+        if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
+            raise StepFailed("gradient is not finite")
+        values.append(loss.item())
+        return loss
+
+    loop.optimizer.step(closure)
+    return values[0]
+
+
+def _snapshot(loop: Loop) -> tuple:
+    return [_clone(m.state_dict()) for m in loop.modules], copy.deepcopy(loop.optimizer.state_dict())
+
+
+def _restore_snapshot(snapshot, loop: Loop) -> None:
+    states, optimizer_state = snapshot
+    for module, saved in zip(loop.modules, states):
+        module.load_state_dict(saved)
+    loop.optimizer.load_state_dict(optimizer_state)
+
+
+def _clone(state_dict) -> dict:
+    return {k: v.detach().clone() for k, v in state_dict.items()}
+
+
+def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
+    checkpoint_io.save(path, {
+        "fingerprint": fingerprint, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
+        "history": run.history, "since_best": run.since_best, "best": run.best,
+        "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.optimizer.state_dict(),
+        "generator": generator.get_state(),
+    })
+
+
+def _restore(path, fingerprint: str, loop: Loop, generator) -> Run:
+    saved = checkpoint_io.load(path)
+    if saved["fingerprint"] != fingerprint:
+        raise ValueError(f"the checkpoint {os.fspath(path)} was written by a different fit (other data, model or "
+                         "settings); pass resume=False to start over, or another checkpoint path")
+    for module, state_dict in zip(loop.modules, saved["modules"]):
+        module.load_state_dict(state_dict)
+    loop.optimizer.load_state_dict(saved["optimizer"])
+    generator.set_state(saved["generator"])
+    return Run(epoch=saved["epoch"], updates=saved["updates"], seconds=saved["seconds"],
+               history={k: list(v) for k, v in saved["history"].items()}, best=saved["best"],
+               since_best=saved["since_best"])
