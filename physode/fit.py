@@ -19,7 +19,7 @@ from torch import Tensor
 from . import data as data_io
 from .estimates import InitialState, ShootingNodes
 from .losses import check_penalty, masked_loss
-from .training import Loop, check_lr, check_positive_int, train
+from .training import Loop, TrainingResult, check_lr, check_positive_int, train
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
@@ -30,25 +30,16 @@ OPTIMIZERS = {
 }
 
 
-@dataclass
-class FitResult:
-    """What `fit` returns.
+@dataclass(kw_only=True)
+class FitResult(TrainingResult):
+    """What `fit` returns: the TrainingResult, whose history also holds every physical parameter's
+    value per epoch, and `parameters`: the physical values at the best epoch (lowest validation
+    loss, else lowest training loss), which the system holds after fitting; `initial_state`: the
+    fitted state of every series at the first time, a Dataset (series, *dims). `report()` gives
+    standard errors."""
 
-    `history`: an xarray.Dataset over `epoch` with the training loss, the validation loss (if any),
-    the learning rate, the seconds per epoch and every physical parameter's value. `parameters`:
-    the physical values at the best epoch (lowest validation loss, else lowest training loss),
-    which the system holds after fitting. `initial_state`: the fitted state of every series at
-    the first time, a Dataset (series, *dims). `report()` gives standard errors.
-    """
-
-    history: xr.Dataset
     parameters: dict[str, Tensor]
     initial_state: xr.Dataset
-    best_epoch: int
-    epochs: int
-    seconds: float
-    interrupted: bool = False
-    stopped_early: bool = False
     _report: Callable | None = field(default=None, repr=False)
 
     def report(self):
@@ -240,21 +231,6 @@ def _shooting_loss(system, start, nodes, batch, times, shooting, continuity, pen
     return loss
 
 
-def _history_dataset(system, history: dict) -> xr.Dataset:
-    parameters = type(system).physical_parameters()
-    variables = {}
-    for key, values in history.items():
-        array = np.asarray(values, dtype=float)
-        if key in parameters:
-            dims = ("epoch", *(f"{key}_{i}" for i in range(array.ndim - 1)))
-            attrs = {"units": parameters[key].units} if parameters[key].units else {}
-        else:
-            dims, attrs = ("epoch",), {}
-        variables[key] = xr.Variable(dims, array, attrs)
-    count = len(history.get("loss", []))
-    return xr.Dataset(variables, coords={"epoch": np.arange(1, count + 1)})
-
-
 def _progress_message(system, loss, val_loss) -> str:
     parts = [f"loss {loss:.4g}"] + ([f"val {val_loss:.4g}"] if val_loss is not None else [])
     for name, value in system.parameter_values().items():
@@ -281,9 +257,6 @@ def _result(system, estimates, data, run, solver) -> FitResult:
 
     with torch.no_grad():
         initial = data_io.state_dataset(system, estimates(), series=data["series"].values)
-    return FitResult(
-        history=_history_dataset(system, run.history), parameters=system.parameter_values(),
-        initial_state=initial, best_epoch=run.best_epoch, epochs=run.epoch, seconds=run.seconds,
-        interrupted=run.interrupted, stopped_early=run.stopped_early,
-        _report=lambda: parameter_report(system, estimates, data, solver),
-    )
+    units = {name: p.units for name, p in type(system).physical_parameters().items()}
+    return FitResult(**TrainingResult.fields(run, units), parameters=system.parameter_values(), initial_state=initial,
+                     _report=lambda: parameter_report(system, estimates, data, solver))

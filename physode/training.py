@@ -13,7 +13,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+import xarray as xr
 from torch import Tensor, nn
 
 from . import checkpoint as checkpoint_io
@@ -49,6 +51,36 @@ class Run:
     @property
     def best_epoch(self) -> int:
         return 0 if self.best is None else self.best["epoch"]
+
+
+@dataclass(kw_only=True)
+class TrainingResult:
+    """What a fit returns. `history`: an xarray.Dataset over `epoch` with the training loss, the
+    validation loss (NaN without validation), the learning rate, the seconds per epoch and any
+    further entries; `best_epoch` is the one whose modules the model holds after fitting."""
+
+    history: xr.Dataset
+    best_epoch: int
+    epochs: int
+    seconds: float
+    interrupted: bool = False
+    stopped_early: bool = False
+
+    @staticmethod
+    def fields(run: Run, units: dict[str, str | None] | None = None) -> dict:
+        """The fields of a result from a finished run; `units` of history entries become attributes."""
+        return {"history": history_dataset(run.history, units or {}), "best_epoch": run.best_epoch, "epochs": run.epoch,
+                "seconds": run.seconds, "interrupted": run.interrupted, "stopped_early": run.stopped_early}
+
+
+def history_dataset(history: dict, units: dict[str, str | None]) -> xr.Dataset:
+    """Per-epoch entries as a Dataset over `epoch`; an array entry gets dims <name>_0, <name>_1, ..."""
+    variables = {}
+    for key, values in history.items():
+        array = np.asarray(values, dtype=float)
+        dims = ("epoch", *(f"{key}_{i}" for i in range(array.ndim - 1)))
+        variables[key] = xr.Variable(dims, array, {"units": units[key]} if units.get(key) else {})
+    return xr.Dataset(variables, coords={"epoch": np.arange(1, len(history.get("loss", [])) + 1)})
 
 
 @dataclass
