@@ -6,8 +6,8 @@ from .grad import GradientMethod
 from .nn import MLP
 from .odeint import Solution, odeint, solve
 from .solve import SolverError, Stats
-from .training import FitError
 from .system import Constant, Learned, Parameter, State, System
+from .training import FitError
 
 __version__ = "0.1.0"
 

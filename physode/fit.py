@@ -3,7 +3,6 @@ shooting, validation and early stopping, progress, and checkpoints that survive 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -19,15 +18,8 @@ from torch import Tensor
 from . import data as data_io
 from .estimates import InitialState, ShootingNodes
 from .losses import check_penalty, masked_loss
-from .training import Loop, TrainingResult, check_lr, check_positive_int, train
+from .training import Loop, TrainingResult, check_lr, check_optimizer, check_positive_int, make_optimizer, train
 
-OPTIMIZERS = {
-    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    # L-BFGS with a strong-Wolfe line search, for deterministic, smooth fits of a few parameters;
-    # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
-    "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
-}
 
 
 @dataclass(kw_only=True)
@@ -109,7 +101,7 @@ def fit(
     trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("nothing to fit: the system has no free parameter and every initial state is fixed")
-    opt = OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
+    opt = make_optimizer(optimizer, trainable, lr)
     fingerprint = _fingerprint(system, data, dict(solver, loss=str(loss), batch_size=batch_size, validation=validation,
                                                   shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
                                                   learn=learn_initial_state))
@@ -164,8 +156,7 @@ def _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, sh
         raise ValueError("patience (early stopping) needs a validation fraction")
     if not (isinstance(continuity, (int, float)) and continuity >= 0):
         raise ValueError(f"continuity must be a non-negative number, got {continuity!r}")
-    if not (optimizer in OPTIMIZERS if isinstance(optimizer, str) else callable(optimizer)):
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a factory (params, lr) -> Optimizer, got {optimizer!r}")
+    check_optimizer(optimizer)
 
 
 def _time_weight(time_weight, times: Tensor) -> Tensor | None:

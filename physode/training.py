@@ -22,6 +22,14 @@ from . import checkpoint as checkpoint_io
 from .progress import Progress
 from .solve import SolverError
 
+OPTIMIZERS = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    # L-BFGS with a strong-Wolfe line search, for deterministic, smooth fits of a few parameters;
+    # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
+    "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
+}
+
 
 class FitError(RuntimeError):
     """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
@@ -199,6 +207,15 @@ def check_positive_int(name: str, value, allow_none: bool = False) -> None:
         return
     if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_optimizer(optimizer) -> None:
+    if not (optimizer in OPTIMIZERS if isinstance(optimizer, str) else callable(optimizer)):
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a factory (params, lr) -> Optimizer, got {optimizer!r}")
+
+
+def make_optimizer(optimizer, trainable: list[Tensor], lr: float) -> torch.optim.Optimizer:
+    return OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
 
 
 def check_lr(lr) -> None:

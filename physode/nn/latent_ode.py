@@ -1,0 +1,266 @@
+"""The Latent ODE (Rubanova, Chen & Duvenaud, "Latent ODEs for irregularly-sampled time series",
+NeurIPS 2019): a variational autoencoder whose decoder is an ODE in a latent space."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor, nn
+
+from ..irregular import IrregularBatch, Task, extrapolation_task, gaussian_log_likelihood, interpolation_task, mse, subsample
+from ..training import Loop, TrainingResult, check_lr, check_optimizer, check_positive_int, make_optimizer, train
+from .dynamics import LatentDynamics
+from .mlp import MLP
+from .odernn import ODERNN
+
+TASKS = ("interpolation", "extrapolation")
+
+
+@dataclass(frozen=True)
+class KLAnnealing:
+    """The weight of the KL term at epoch e (from 0): 0 while e < `wait`, then 1 - rate^(e - wait),
+    the schedule of Rubanova et al.'s code (wait 10, rate 0.99). KLAnnealing(0, 0.0) is no annealing."""
+
+    wait: int = 10
+    rate: float = 0.99
+
+    def __post_init__(self):
+        if not (isinstance(self.wait, int) and self.wait >= 0 and 0 <= self.rate < 1):
+            raise ValueError(f"KLAnnealing needs wait >= 0 (an integer) and 0 <= rate < 1, got {self.wait!r}, {self.rate!r}")
+
+    def weight(self, epoch: int) -> float:
+        return 0.0 if epoch < self.wait else 1.0 - self.rate ** (epoch - self.wait)
+
+
+class LatentODE(nn.Module):
+    """q(z0 | x) = N(mu, sigma^2), with (mu, sigma) from an ODE-RNN run backwards in time over the
+    observations; z(t) solves dz/dt = f_theta(z) (`dynamics`, a LatentDynamics System) from z0;
+    x(t) ~ N(decoder(z(t)), obs_std^2) with a fixed observation noise.
+
+    `latent`: dims of z (15 in the paper's MuJoCo experiment); `encoder_hidden`, `encoder_units`:
+    the ODE-RNN's hidden size and the widths of its ODE's MLP; `units`: the widths of f_theta's
+    MLP. The latent ODE is solved by `method` with `rtol`, `atol` and differentiated by
+    `gradient` ("aca", "adjoint", "direct", or "mali" with method="alf"); `options` go to
+    physode.odeint.
+    """
+
+    def __init__(self, features: int, latent: int = 15, *, encoder_hidden: int = 30, encoder_units: Sequence[int] = (100,),
+                 units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
+                 atol: float = 1e-4, gradient: str = "aca", options: dict | None = None,
+                 dtype: torch.dtype | None = None, device=None):
+        super().__init__()
+        check_positive_int("features", features)
+        check_positive_int("latent", latent)
+        if not (isinstance(obs_std, (int, float)) and obs_std > 0):
+            raise ValueError(f"obs_std must be a positive number, got {obs_std!r}")
+        dtype = dtype or torch.get_default_dtype()
+        self.features, self.latent, self.obs_std = features, latent, float(obs_std)
+        self.encoder = ODERNN(features, encoder_hidden, units=encoder_units, dtype=dtype, device=device)
+        self.to_posterior = MLP(encoder_hidden, 2 * latent, (100,), final_scale=1.0).to(dtype=dtype, device=device)
+        self.dynamics = LatentDynamics.of(latent, tuple(units), dtype=dtype, device=device)
+        self.decoder = nn.Linear(latent, features).to(dtype=dtype, device=device)
+        self.solver = {"method": method, "rtol": rtol, "atol": atol, "gradient": gradient, "options": options}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.weight.device
+
+    def posterior(self, observed: IrregularBatch, t0: float | Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation (series, latent) of q(z(t0) | observations)."""
+        h = self.encoder(observed, backward=True, until=t0)
+        mean, spread = self.to_posterior(h).chunk(2, dim=-1)
+        return mean, nn.functional.softplus(spread) + 1e-6
+
+    def decode(self, z0: Tensor, t0: Tensor, times: Tensor) -> Tensor:
+        """The predicted observations (..., series, T, features) at `times` from z(t0) = z0 (..., series, latent)."""
+        shape = z0.shape[:-1]
+        grid = times if bool(times[0] == t0) else torch.cat([t0.reshape(1), times])
+        z = self.dynamics.integrate({"z": z0.reshape(-1, self.latent)}, grid, **self.solver)["z"]
+        z = z[:, len(grid) - len(times):]
+        return self.decoder(z).reshape(*shape, len(times), self.features)
+
+    def negative_elbo(self, task: Task, *, samples: int = 3, kl_weight: float = 1.0,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """-(E_q[log p(x | z0)] - kl_weight KL(q(z0 | x) || N(0, I))), averaged over series, with
+        `samples` reparameterised draws of z0 (Kingma & Welling 2014). As in Rubanova et al.'s
+        code, the log-likelihood is averaged over each series' observed entries (per feature,
+        then over features) and the KL over the latent dims."""
+        t0 = torch.minimum(task.observed.times[0], task.target.times[0])
+        mean, std = self.posterior(task.observed, t0)
+        noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
+        prediction = self.decode(mean + std * noise, t0, task.target.times)
+        likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std).mean(dim=0)
+        kl = (0.5 * (std.square() + mean.square() - 1) - std.log()).mean(dim=-1)
+        return -(likelihood - kl_weight * kl).mean()
+
+    def predict(self, observed: IrregularBatch, times: Tensor) -> Tensor:
+        """The prediction (series, T, features) at `times` from the posterior mean of z0."""
+        times = times.to(dtype=self.dtype, device=self.device)
+        t0 = torch.minimum(observed.times[0], times[0])
+        mean, _ = self.posterior(observed, t0)
+        return self.decode(mean, t0, times)
+
+    def task(self, batch: IrregularBatch, task: str, fraction: float, *, split: float | None = None,
+             generator: torch.Generator | None = None) -> Task:
+        """The interpolation or extrapolation task on `batch`, observing `fraction` of the points."""
+        if task == "interpolation":
+            return interpolation_task(batch, fraction, generator=generator)
+        return extrapolation_task(batch, fraction, split=split, generator=generator)
+
+    def evaluate(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float = 0.5,
+                 seed: int = 0, batch_size: int | None = None) -> float:
+        """Mean squared error of `predict` on the task's targets, averaged per series and feature;
+        the observed points are drawn once with `seed`."""
+        _check_task(task, fraction)
+        full = self._batch(data)
+        split = _split(full) if task == "extrapolation" else None
+        generator = torch.Generator().manual_seed(seed)
+        size = batch_size or full.series
+        total = 0.0
+        with torch.no_grad():
+            for first in range(0, full.series, size):
+                index = torch.arange(first, min(first + size, full.series), device=self.device)
+                chosen = self.task(full.select(index), task, fraction, split=split, generator=generator)
+                total += float(mse(self.predict(chosen.observed, chosen.target.times), chosen.target)) * len(index)
+        return total / full.series
+
+    def fit(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float = 0.5,
+            resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
+            optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
+            kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
+            patience: int | None = None, checkpoint=None, resume: bool = False, progress: bool = True,
+            callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
+        """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
+        observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
+        `fraction` of each series' points: redrawn for every batch (`resample`) or drawn once.
+
+        `samples` draws of z0 per series; the KL weight follows `kl`; the learning rate is
+        multiplied by `lr_decay` after every epoch (not below `min_lr`). `validation` data gives
+        the validation loss (the task's MSE, see `evaluate`), which picks the best epoch and,
+        with `patience`, stops early. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
+        as in physode.fit. Returns a TrainingResult whose history also holds the KL weight.
+        """
+        _check_task(task, fraction)
+        for name, value in (("epochs", epochs), ("samples", samples), ("max_failures", max_failures)):
+            check_positive_int(name, value)
+        check_positive_int("batch_size", batch_size, allow_none=True)
+        check_positive_int("patience", patience, allow_none=True)
+        check_lr(lr)
+        if not 0 < lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+        if not isinstance(kl, KLAnnealing):
+            raise TypeError(f"kl must be a KLAnnealing, got {type(kl).__name__}")
+        if patience is not None and validation is None:
+            raise ValueError("patience (early stopping) needs validation data")
+        check_optimizer(optimizer)
+        full = self._batch(data)
+        split = _split(full) if task == "extrapolation" else None
+        fixed = None if resample else subsample(full, fraction, generator=torch.Generator().manual_seed(seed))
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        opt = make_optimizer(optimizer, trainable, lr)
+
+        def batch_loss(index: Tensor, run) -> Tensor:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + run.updates)
+            batch = full.select(index)
+            if fixed is None:
+                chosen = self.task(batch, task, fraction, split=split, generator=generator)
+            else:
+                chosen = _fixed_task(fixed.select(index), batch, task, split)
+            return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), generator=generator)
+
+        def validation_loss(run) -> float | None:
+            return None if validation is None else self.evaluate(validation, task=task, fraction=fraction, seed=seed)
+
+        settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
+                    "optimizer": str(optimizer), "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
+                    "kl": asdict(kl), "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
+        loop = Loop(
+            modules=[self], optimizer=opt, series=full.series, batch_loss=batch_loss, validation_loss=validation_loss,
+            entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)}, message=_message, epochs=epochs,
+            batch_size=batch_size, seed=seed, lr_decay=lr_decay, min_lr=min_lr, patience=patience,
+            max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device,
+        )
+        return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=self._fingerprint(full, settings),
+                     result=lambda run: TrainingResult(**TrainingResult.fields(run)))
+
+    def extrapolate(self, observations: xr.Dataset, t) -> xr.Dataset:
+        """Predict every series of `observations` (series, time, ...; NaN = not observed) at the
+        times t from all its observations; a Dataset with the same variables, at the times t."""
+        batch = self._batch(observations)
+        times = torch.as_tensor(np.asarray(t, dtype=float), dtype=self.dtype, device=self.device)
+        if times.ndim != 1 or len(times) == 0 or (len(times) > 1 and not bool((times[1:] > times[:-1]).all())):
+            raise ValueError("t must be a non-empty, strictly increasing 1-D array of times")
+        with torch.no_grad():
+            predicted = self.predict(batch, times).cpu().numpy()
+        variables, offset = {}, 0
+        for name in _series_variables(observations):
+            variable = observations[name]
+            size = int(np.prod(variable.shape[2:], dtype=int))
+            values = predicted[:, :, offset:offset + size].reshape(predicted.shape[0], len(times), *variable.shape[2:])
+            variables[name] = (variable.dims, values, variable.attrs)
+            offset += size
+        coords = {k: v for k, v in observations.coords.items() if "time" not in v.dims}
+        return xr.Dataset(variables, coords={**coords, "time": np.asarray(t, dtype=float)})
+
+    def _batch(self, data) -> IrregularBatch:
+        if isinstance(data, IrregularBatch):
+            batch = data.to(dtype=self.dtype, device=self.device)
+        elif isinstance(data, xr.Dataset):
+            batch = IrregularBatch.from_dataset(data, _series_variables(data), dtype=self.dtype, device=self.device)
+        else:
+            raise TypeError(f"data must be an xarray.Dataset or an IrregularBatch, got {type(data).__name__}")
+        if batch.features != self.features:
+            raise ValueError(f"the data has {batch.features} features; this LatentODE was built for {self.features}")
+        if not bool(batch.observed.any(dim=1).all()):
+            raise ValueError("every series needs at least one observation")
+        return batch
+
+    def _fingerprint(self, full: IrregularBatch, settings: dict) -> str:
+        digest = hashlib.sha256(b"LatentODE")
+        for tensor in (full.times, full.values, full.mask):
+            digest.update(tensor.detach().cpu().double().numpy().tobytes())
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        for name, parameter in self.named_parameters():
+            digest.update(f"{name}{tuple(parameter.shape)}".encode())
+        return digest.hexdigest()
+
+
+def _fixed_task(observed: IrregularBatch, batch: IrregularBatch, task: str, split: float | None) -> Task:
+    """The task whose observed points were drawn once for the whole data."""
+    if task == "interpolation":
+        return Task(observed, batch)
+    return Task(observed.between(-math.inf, split), batch.between(split, math.inf))
+
+
+def _split(full: IrregularBatch) -> float:
+    return float(full.times[len(full.times) // 2])
+
+
+def _series_variables(ds: xr.Dataset) -> list[str]:
+    return [name for name in ds.data_vars if ds[name].dims[:2] == ("series", "time")]
+
+
+def _check_task(task: str, fraction: float) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+
+
+def _message(logs: dict) -> str:
+    parts = [f"loss {logs['loss']:.4g}"]
+    if logs["val_loss"] is not None:
+        parts.append(f"val mse {logs['val_loss']:.4g}")
+    parts.append(f"kl weight {logs['kl_weight']:.3f}")
+    return "  ".join(parts)

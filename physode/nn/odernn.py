@@ -1,0 +1,73 @@
+"""The ODE-RNN (Rubanova, Chen & Duvenaud, NeurIPS 2019, Algorithm 1): a GRU whose hidden state
+follows a learned ODE between observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..irregular import IrregularBatch
+from .dynamics import LatentDynamics
+
+
+class ODERNN(nn.Module):
+    """h' = f_theta(h) between observation times; at each time, h <- GRU([x * m, m], h) for the
+    series that observe something there (mask m), unchanged for the others.
+
+    `dynamics`: the hidden ODE, a LatentDynamics System (MLP with `units`); it is integrated with
+    `method` (fixed-step methods take steps of the batch's span / `steps`, as Rubanova et al. do
+    with Euler and 50) or adaptively with `rtol`, `atol`; `gradient` as in physode.odeint.
+    """
+
+    def __init__(self, features: int, hidden: int = 20, *, units: Sequence[int] = (100,), method: str = "euler",
+                 steps: int = 50, rtol: float = 1e-3, atol: float = 1e-4, gradient: str = "direct",
+                 dtype: torch.dtype | None = None, device=None):
+        super().__init__()
+        for name, value in (("features", features), ("hidden", hidden), ("steps", steps)):
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.features, self.hidden = features, hidden
+        self.dynamics = LatentDynamics.of(hidden, tuple(units), dtype=dtype, device=device)
+        self.cell = nn.GRUCell(2 * features, hidden).to(dtype=dtype or torch.get_default_dtype(), device=device)
+        self.method, self.steps, self.rtol, self.atol, self.gradient = method, steps, rtol, atol, gradient
+
+    def forward(self, batch: IrregularBatch, *, backward: bool = False, until: float | Tensor | None = None,
+                h0: Tensor | None = None, sequence: bool = False) -> Tensor:
+        """Run over the batch's times, forward or `backward` in time, from `h0` (default zeros).
+
+        Returns the hidden state after the last update, evolved on to the time `until` if given
+        (series, hidden); or, with `sequence`, the hidden state after the update at every time
+        (series, T, hidden), in increasing time order.
+        """
+        if batch.features != self.features:
+            raise ValueError(f"the batch has {batch.features} features; this ODE-RNN takes {self.features}")
+        times = batch.times
+        h = batch.values.new_zeros(batch.series, self.hidden) if h0 is None else h0
+        span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+        solver = {"method": self.method, "gradient": self.gradient, "rtol": self.rtol, "atol": self.atol,
+                  "options": {"step_size": span / self.steps} if self.method in _FIXED and span > 0 else None}
+        order = range(len(times) - 1, -1, -1) if backward else range(len(times))
+        observed = batch.observed
+        states, previous = [], None
+        for k in order:
+            if previous is not None:
+                h = self._evolve(h, times[previous], times[k], solver)
+            update = self.cell(torch.cat([batch.values[:, k] * batch.mask[:, k], batch.mask[:, k]], dim=1), h)
+            h = torch.where(observed[:, k, None], update, h)
+            states.append(h)
+            previous = k
+        if sequence:
+            return torch.stack(states[::-1] if backward else states, dim=1)
+        if until is not None and previous is not None:
+            until = torch.as_tensor(until, dtype=times.dtype, device=times.device)
+            if bool(until != times[previous]):
+                h = self._evolve(h, times[previous], until, solver)
+        return h
+
+    def _evolve(self, h: Tensor, t0: Tensor, t1: Tensor, solver: dict) -> Tensor:
+        return self.dynamics.integrate({"z": h}, torch.stack([t0, t1]), **solver)["z"][:, -1]
+
+
+_FIXED = ("euler", "midpoint", "rk4")
