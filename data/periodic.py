@@ -1,0 +1,63 @@
+"""The synthetic periodic set of Latent ODEs (Rubanova, Chen & Duvenaud, "Latent ODEs for irregularly-sampled
+time series", NeurIPS 2019, section 4.1)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import xarray as xr
+
+
+def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise: float = 0.01, seed: int = 0) -> xr.Dataset:
+    """Noisy sine waves on one shared irregular time grid, x(t) = sin(2 pi f t) + offset + noise.
+
+    As in Latent ODEs' code (generate_timeseries.py, Periodic_1d with the arguments of
+    lib/parse_datasets.py's periodic branch): the grid is t = 0 and `points` - 1 times ~ U(0, t_end),
+    sorted; each series has amplitude 1, frequency f ~ U(0.4, 0.8) and offset ~ N(1, 0.1^2), and
+    its phase starts at 0 at t = 0. Their code adds `noise` * U(0, 1) to every point but the first;
+    here the noise is zero-mean Gaussian with standard deviation `noise` on every point.
+    Draws (grid, frequencies, offsets, noise) come from numpy's default_rng(seed).
+
+    Returns a Dataset with `x` (series, time, feature) and the clean signal's `frequency` and
+    `offset` (series,).
+    """
+    series = _count("series", series)
+    points = _count("points", points)
+    t_end = _real("t_end", t_end, positive=True)
+    noise = _real("noise", noise, positive=False)
+    seed = _count("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    time = np.sort(np.concatenate([[0.0], rng.uniform(0.0, t_end, size=points - 1)]))
+    frequency = rng.uniform(0.4, 0.8, size=series)
+    offset = 1.0 + 0.1 * rng.standard_normal(series)
+    clean = np.sin(2 * np.pi * frequency[:, None] * time[None, :]) + offset[:, None]
+    values = clean + noise * rng.standard_normal((series, points))
+    return xr.Dataset(
+        {"x": (("series", "time", "feature"), values[:, :, None], {"long_name": "sin(2 pi f t) + offset + noise"}),
+         "frequency": ("series", frequency, {"long_name": "frequency f of the clean signal"}),
+         "offset": ("series", offset, {"long_name": "constant offset of the clean signal"})},
+        coords={"series": np.arange(series), "time": time, "feature": ["x"]},
+        attrs={"seed": seed, "noise": noise, "t_end": t_end, "amplitude": 1.0,
+               "source": "Rubanova, Chen & Duvenaud, Latent ODEs for irregularly-sampled time series, NeurIPS 2019: "
+                         "periodic toy data (Gaussian noise)"},
+    )
+
+
+def _count(name: str, value, minimum: int = 1) -> int:
+    expected = "a positive" if minimum == 1 else "a non-negative"
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {expected} integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {expected} integer, got {value}")
+    return int(value)
+
+
+def _real(name: str, value, *, positive: bool) -> float:
+    expected = "a positive" if positive else "a non-negative"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {expected} finite number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {expected} finite number, got {value}")
+    return float(value)
