@@ -99,7 +99,7 @@ class IrregularBatch:
     @classmethod
     def _from_array(cls, times: np.ndarray, values: np.ndarray, dtype, device) -> IrregularBatch:
         observed = np.isfinite(values)
-        batch = cls(torch.as_tensor(times, dtype=dtype, device=device),
+        batch = cls(torch.as_tensor(np.array(times), dtype=dtype, device=device),
                     torch.as_tensor(np.where(observed, values, 0.0), dtype=dtype, device=device),
                     torch.as_tensor(observed, dtype=dtype, device=device))
         return batch.compact()

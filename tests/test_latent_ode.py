@@ -1,0 +1,148 @@
+"""ODE-RNN and Latent ODE: the masked ODE-RNN against a dense hand-written one, gradient methods
+that must agree, overfitting a tiny batch, and the public boundary."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from physode import odeint
+from physode.irregular import IrregularBatch, interpolation_task
+from physode.nn import ODERNN, KLAnnealing, LatentODE
+
+F64 = torch.float64
+
+
+def dense_odernn(model: ODERNN, times, values, backward: bool):
+    """A hand-written ODE-RNN on fully observed data: Euler steps of span / steps between times,
+    the last one shortened to land on the next time."""
+    h = values.new_zeros(values.shape[0], model.hidden)
+    step = float(times[-1] - times[0]) / model.steps
+    order = list(range(len(times)))[::-1] if backward else list(range(len(times)))
+    for i, k in enumerate(order):
+        if i:
+            t0, t1 = float(times[order[i - 1]]), float(times[k])
+            direction = math.copysign(1.0, t1 - t0)
+            while abs(t1 - t0) > step * (1 + 1e-9):
+                h, t0 = h + direction * step * model.dynamics.field(h), t0 + direction * step
+            h = h + (t1 - t0) * model.dynamics.field(h)
+        h = model.cell(torch.cat([values[:, k], torch.ones_like(values[:, k])], dim=1), h)
+    return h
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_odernn_with_every_point_observed_equals_the_dense_version(backward):
+    torch.manual_seed(0)
+    times = torch.tensor([0.0, 0.013, 0.05, 0.2, 0.21, 0.5], dtype=F64)
+    values = torch.randn(4, 6, 3, dtype=F64)
+    model = ODERNN(3, 5, units=(16,), steps=20, dtype=F64)
+    got = model(IrregularBatch(times, values, torch.ones_like(values)), backward=backward)
+    assert torch.allclose(got, dense_odernn(model, times, values, backward), atol=1e-12, rtol=0)
+
+
+def test_odernn_skips_the_update_where_a_series_observes_nothing():
+    torch.manual_seed(1)
+    times = torch.tensor([0.0, 0.1, 0.3], dtype=F64)
+    values = torch.randn(2, 3, 2, dtype=F64)
+    mask = torch.ones_like(values)
+    mask[1, 1] = 0  # series 1 misses t = 0.1: its state just flows from 0 to 0.3
+    model = ODERNN(2, 4, units=(8,), method="dopri5", dtype=F64, rtol=1e-10, atol=1e-12)
+    got = model(IrregularBatch(times, values, mask))
+    h = model.cell(torch.cat([values[1:, 0], torch.ones(1, 2, dtype=F64)], dim=1), torch.zeros(1, 4, dtype=F64))
+    h = odeint(lambda t, y: model.dynamics.field(y), h, times[[0, 2]], rtol=1e-10, atol=1e-12, gradient="direct")[-1]
+    h = model.cell(torch.cat([values[1:, 2], torch.ones(1, 2, dtype=F64)], dim=1), h)
+    assert torch.allclose(got[1:], h, atol=1e-9, rtol=0)
+    sequence = model(IrregularBatch(times, values, mask), sequence=True)
+    assert sequence.shape == (2, 3, 4) and torch.allclose(sequence[:, -1], got)
+
+
+def sine_batch(series=2, points=20):
+    t = torch.linspace(0, 2, points, dtype=F64)
+    phase = torch.linspace(0, 1.5, series, dtype=F64)
+    x = torch.sin(2 * t + phase[:, None])[:, :, None]
+    return IrregularBatch(t, x, torch.ones_like(x))
+
+
+def test_latent_ode_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    batch = sine_batch()
+    model = LatentODE(1, 2, encoder_hidden=8, units=(16,), obs_std=0.05, dtype=F64)
+    before = model.evaluate(batch, fraction=1.0)
+    result = model.fit(batch, epochs=100, batch_size=None, fraction=1.0, lr=3e-2, optimizer="adam",
+                       kl=KLAnnealing(0, 0.0), samples=1, progress=False)
+    after = model.evaluate(batch, fraction=1.0)
+    variance = batch.values.var().item()
+    assert result.epochs == 100 and before > 0.1 * variance
+    assert after < 0.02 * variance, (before, after, variance)
+
+
+@pytest.mark.parametrize("gradient, method, tolerance", [("aca", "dopri5", 1e-9), ("adjoint", "dopri5", 2e-3),
+                                                          ("mali", "alf", 1e-8)])
+def test_latent_ode_gradient_methods_agree_with_direct(gradient, method, tolerance):
+    torch.manual_seed(3)
+    batch = sine_batch(3, 12)
+    task = interpolation_task(batch, 0.5, generator=torch.Generator().manual_seed(0))
+
+    def gradient_of(name):
+        torch.manual_seed(5)
+        model = LatentODE(1, 3, encoder_hidden=6, units=(12,), gradient=name, method=method, rtol=1e-7, atol=1e-9,
+                          dtype=F64)
+        loss = model.negative_elbo(task, samples=2, generator=torch.Generator().manual_seed(1))
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    reference, got = gradient_of("direct"), gradient_of(gradient)
+    assert (got - reference).norm() <= tolerance * reference.norm()
+
+
+def test_kl_annealing_follows_the_schedule():
+    schedule = KLAnnealing(wait=2, rate=0.5)
+    assert [schedule.weight(e) for e in range(5)] == [0.0, 0.0, 0.0, 0.5, 0.75]
+    with pytest.raises(ValueError, match="rate"):
+        KLAnnealing(rate=1.0)
+
+
+def test_extrapolate_returns_the_variables_at_the_new_times():
+    ds = xr.Dataset({"x": (("series", "time", "k"), np.random.default_rng(0).normal(size=(3, 8, 2))),
+                     "y": (("series", "time"), np.random.default_rng(1).normal(size=(3, 8)))},
+                    coords={"time": np.linspace(0, 1, 8), "series": ["a", "b", "c"], "k": ["p", "q"]})
+    model = LatentODE(3, 4, encoder_hidden=5, units=(8,), dtype=F64)
+    out = model.extrapolate(ds, [1.0, 1.5, 2.0])
+    assert out["x"].dims == ("series", "time", "k") and out["x"].shape == (3, 3, 2) and out["y"].shape == (3, 3)
+    assert out["series"].values.tolist() == ["a", "b", "c"] and out["time"].values.tolist() == [1.0, 1.5, 2.0]
+    assert np.isfinite(out["x"].values).all()
+
+
+def test_latent_ode_refuses_bad_input():
+    model = LatentODE(1, 2, encoder_hidden=4, units=(4,), dtype=F64)
+    batch = sine_batch()
+    with pytest.raises(ValueError, match="task must be one of"):
+        model.fit(batch, task="forecast")
+    with pytest.raises(ValueError, match="fraction"):
+        model.fit(batch, fraction=1.5)
+    with pytest.raises(ValueError, match="patience"):
+        model.fit(batch, patience=3)
+    with pytest.raises(ValueError, match="2 features; this LatentODE was built for 1"):
+        model.evaluate(IrregularBatch(batch.times, batch.values.repeat(1, 1, 2), batch.mask.repeat(1, 1, 2)))
+    with pytest.raises(TypeError, match="xarray.Dataset or an IrregularBatch"):
+        model.fit(np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match="method='alf'"):
+        LatentODE(1, 2, gradient="mali").negative_elbo(interpolation_task(batch.to(torch.float32), 1.0))
+
+
+def test_a_latent_ode_fit_resumes_exactly(tmp_path):
+    batch = sine_batch(4, 10)
+    settings = dict(fraction=0.5, batch_size=2, lr=1e-2, samples=2, progress=False, checkpoint=tmp_path / "fit.h5")
+    torch.manual_seed(0)
+    whole = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    reference = whole.fit(batch, epochs=4, **settings)
+    (tmp_path / "fit.h5").unlink()
+    torch.manual_seed(0)
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    model.fit(batch, epochs=2, **settings)
+    resumed = model.fit(batch, epochs=4, resume=True, **settings)
+    np.testing.assert_array_equal(resumed.history["loss"].values, reference.history["loss"].values)
+    for a, b in zip(model.parameters(), whole.parameters()):
+        assert torch.equal(a, b)
