@@ -135,7 +135,7 @@ class LatentODE(nn.Module):
                 total += float(mse(self.predict(chosen.observed, chosen.target.times), chosen.target)) * len(index)
         return total / full.series
 
-    def fit(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float = 0.5,
+    def fit(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float | Sequence[float] = 0.5,
             resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
             optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
             kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
@@ -143,15 +143,20 @@ class LatentODE(nn.Module):
             callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
         observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
-        `fraction` of each series' points: redrawn for every batch (`resample`) or drawn once.
+        `fraction` of each series' points (or, for a sequence of fractions, one of them drawn per
+        batch): redrawn for every batch (`resample`) or drawn once.
 
         `samples` draws of z0 per series; the KL weight follows `kl`; the learning rate is
         multiplied by `lr_decay` after every epoch (not below `min_lr`). `validation` data gives
-        the validation loss (the task's MSE, see `evaluate`), which picks the best epoch and,
+        the validation loss (the task's MSE, see `evaluate`, averaged over the fractions), which picks the best epoch and,
         with `patience`, stops early. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
         as in physode.fit. Returns a TrainingResult whose history also holds the KL weight.
         """
-        _check_task(task, fraction)
+        fractions = tuple(fraction) if isinstance(fraction, (tuple, list)) else (fraction,)
+        if not fractions or (not resample and len(fractions) > 1):
+            raise ValueError(f"fraction must be a number, or a non-empty sequence of them with resample=True, got {fraction!r}")
+        for value in fractions:
+            _check_task(task, value)
         for name, value in (("epochs", epochs), ("samples", samples), ("max_failures", max_failures)):
             check_positive_int(name, value)
         check_positive_int("batch_size", batch_size, allow_none=True)
@@ -166,7 +171,7 @@ class LatentODE(nn.Module):
         check_optimizer(optimizer)
         full = self._batch(data)
         split = _split(full) if task == "extrapolation" else None
-        fixed = None if resample else subsample(full, fraction, generator=torch.Generator().manual_seed(seed))
+        fixed = None if resample else subsample(full, fractions[0], generator=torch.Generator().manual_seed(seed))
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, trainable, lr)
 
@@ -174,13 +179,16 @@ class LatentODE(nn.Module):
             generator = torch.Generator().manual_seed(seed * 1_000_003 + run.updates)
             batch = full.select(index)
             if fixed is None:
-                chosen = self.task(batch, task, fraction, split=split, generator=generator)
+                drawn = fractions[int(torch.randint(len(fractions), (), generator=generator))]
+                chosen = self.task(batch, task, drawn, split=split, generator=generator)
             else:
                 chosen = _fixed_task(fixed.select(index), batch, task, split)
             return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), generator=generator)
 
         def validation_loss(run) -> float | None:
-            return None if validation is None else self.evaluate(validation, task=task, fraction=fraction, seed=seed)
+            if validation is None:
+                return None
+            return sum(self.evaluate(validation, task=task, fraction=f, seed=seed) for f in fractions) / len(fractions)
 
         settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
                     "optimizer": str(optimizer), "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
