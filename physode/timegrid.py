@@ -10,13 +10,13 @@ from torch import Tensor
 
 from .inputs import check_params
 
-GRIDS = ("union", "rescaled")
+GRIDS = ("auto", "union", "rescaled")
 
 State = Tensor | tuple[Tensor, ...]
 
 
 def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor, *, start: Tensor | None = None,
-                     grid: str = "union", **solver) -> State:
+                     grid: str = "auto", **solver) -> State:
     """Solve dy/dt = func(t, y) for a batch of series and return y (series, T, ...) at `times`.
 
     y0: the state of every series (series, ...) (or a tuple of such) at its start; `times` (T,)
@@ -28,7 +28,11 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
     - "rescaled": s in [0, 1] and t_i(s) = a_i + s (b_i - a_i) for series i running from a_i to its
       last needed time b_i, so dy_i/ds = (b_i - a_i) func(t_i(s), y_i); one solve to the union of
       the s values. func then receives per-series times, shape (series, 1, ...), broadcastable
-      against y. Entries a series does not need are zero.
+      against y.
+    - "auto": "union" when every series starts and ends at the same time, else "rescaled": the
+      faster of the two in benchmarks/irregular.py (docs/benchmarks.md).
+
+    Entries a series does not need are zero.
 
     `solver` keywords go to physode.odeint.
     """
@@ -46,14 +50,17 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
         raise ValueError(f"start must hold one time per series ({series}), got shape {tuple(start.shape)}")
     if bool((observed & (times[None, :] < start[:, None])).any()):
         raise ValueError("every series' start must come at or before its first needed time")
+    end = torch.where(observed, times[None, :].to(start.dtype), start[:, None]).amax(dim=1)
+    if grid == "auto":
+        grid = "union" if bool((start == start[0]).all() & (end == end[0]).all()) else "rescaled"
     if grid == "union":
         if bool((start != start[0]).any()):
             raise ValueError("grid='union' needs every series to start at the same time; use grid='rescaled'")
         outputs = torch.cat([start[:1], times[needed]]) if bool(start[0] < times[needed][0]) else times[needed]
         ys = odeint(func, y0, outputs, **solver)
-        return _scatter(_map(ys, lambda y: y[len(outputs) - int(needed.sum()):].movedim(0, 1)), needed, len(times))
+        ys = _scatter(_map(ys, lambda y: y[len(outputs) - int(needed.sum()):].movedim(0, 1)), needed, len(times))
+        return _map(ys, lambda y: _zero_unneeded(y, observed))
     times = times.to(start.dtype)
-    end = torch.where(observed, times[None, :], start[:, None]).amax(dim=1)
     length = (end - start).clamp_min(torch.finfo(start.dtype).tiny)
     s = ((times[None, :] - start[:, None]) / length[:, None]).clamp(0, 1)
     grid_s, where = torch.unique(torch.where(observed, s, torch.zeros_like(s)), return_inverse=True)
@@ -63,11 +70,7 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
     ys = odeint(field, y0, grid_s, params=check_params(func, solver.pop("params", None)), **solver)
     series_index = torch.arange(series, device=observed.device)[:, None].expand_as(where)
 
-    def gather(y: Tensor) -> Tensor:
-        picked = y[where, series_index]
-        return torch.where(observed.reshape(*observed.shape, *[1] * (picked.ndim - 2)), picked, torch.zeros_like(picked))
-
-    return _map(ys, gather)
+    return _map(ys, lambda y: _zero_unneeded(y[where, series_index], observed))
 
 
 class _Rescaled:
@@ -81,6 +84,12 @@ class _Rescaled:
         shape = (-1, *[1] * (reference.ndim - 1))
         t = (self.start + s * self.length).reshape(shape)
         return _map(self.func(t, y), lambda f: f * self.length.reshape(shape).to(f.dtype))
+
+
+def _zero_unneeded(y: Tensor, observed: Tensor) -> Tensor:
+    if bool(observed.all()):
+        return y
+    return torch.where(observed.reshape(*observed.shape, *[1] * (y.ndim - 2)), y, torch.zeros_like(y))
 
 
 def _map(value: State, fn: Callable[[Tensor], Tensor]) -> State:

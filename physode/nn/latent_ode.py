@@ -14,8 +14,25 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from ..irregular import IrregularBatch, Task, extrapolation_task, gaussian_log_likelihood, interpolation_task, mse, subsample
-from ..training import Loop, TrainingResult, check_lr, check_optimizer, check_positive_int, make_optimizer, train
+from ..irregular import (
+    IrregularBatch,
+    Task,
+    extrapolation_task,
+    gaussian_log_likelihood,
+    interpolation_task,
+    mse,
+    subsample,
+)
+from ..timegrid import integrate_series
+from ..training import (
+    Loop,
+    TrainingResult,
+    check_lr,
+    check_optimizer,
+    check_positive_int,
+    make_optimizer,
+    train,
+)
 from .dynamics import LatentDynamics
 from .mlp import MLP
 from .odernn import ODERNN
@@ -82,12 +99,16 @@ class LatentODE(nn.Module):
         mean, spread = self.to_posterior(h).chunk(2, dim=-1)
         return mean, nn.functional.softplus(spread) + 1e-6
 
-    def decode(self, z0: Tensor, t0: Tensor, times: Tensor) -> Tensor:
-        """The predicted observations (..., series, T, features) at `times` from z(t0) = z0 (..., series, latent)."""
+    def decode(self, z0: Tensor, t0: Tensor, times: Tensor, needed: Tensor | None = None) -> Tensor:
+        """The predicted observations (..., series, T, features) at `times` from z(t0) = z0 (..., series,
+        latent); with `needed` (series, T), only where it is set (zeros elsewhere), each series
+        integrated over its own span (physode.timegrid.integrate_series)."""
         shape = z0.shape[:-1]
-        grid = times if bool(times[0] == t0) else torch.cat([t0.reshape(1), times])
-        z = self.dynamics.integrate({"z": z0.reshape(-1, self.latent)}, grid, **self.solver)["z"]
-        z = z[:, len(grid) - len(times):]
+        series = int(np.prod(shape))
+        needed = torch.ones(series, len(times), dtype=torch.bool, device=times.device) if needed is None else \
+            needed.expand(*shape[:-1], *needed.shape).reshape(series, len(times))
+        z = integrate_series(self.dynamics, (z0.reshape(series, self.latent),), times, needed,
+                             start=t0.expand(series), **self.solver)[0]
         return self.decoder(z).reshape(*shape, len(times), self.features)
 
     def negative_elbo(self, task: Task, *, samples: int = 3, kl_weight: float = 1.0,
@@ -99,7 +120,7 @@ class LatentODE(nn.Module):
         t0 = torch.minimum(task.observed.times[0], task.target.times[0])
         mean, std = self.posterior(task.observed, t0)
         noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
-        prediction = self.decode(mean + std * noise, t0, task.target.times)
+        prediction = self.decode(mean + std * noise, t0, task.target.times, task.target.observed)
         likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std).mean(dim=0)
         kl = (0.5 * (std.square() + mean.square() - 1) - std.log()).mean(dim=-1)
         return -(likelihood - kl_weight * kl).mean()
