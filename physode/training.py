@@ -187,7 +187,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 group["lr"] = max(group["lr"] * loop.lr_decay, loop.min_lr)
             if checkpoint is not None:
                 _save(checkpoint, fingerprint, run, loop, generator)
-            logs = {"epoch": run.epoch, "loss": train_loss, "val_loss": val_loss, **entry}
+            logs = {**entry, "epoch": run.epoch, "loss": train_loss, "val_loss": val_loss}
             bar.update(run.epoch, loop.message(logs))
             if any(callback(run.epoch, logs) for callback in loop.callbacks):
                 run.stopped_early = True
