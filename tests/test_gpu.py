@@ -41,3 +41,25 @@ def test_cuda_float32_tuple_state():
     xs, vs = physode.odeint(lambda t, s: (s[1], -s[0]), (x0, v0), torch.linspace(0, 1, 5, device="cuda"), params=())
     assert xs.device.type == "cuda" and xs.dtype == torch.float32
     assert torch.allclose(xs[-1].cpu(), torch.cos(torch.tensor(1.0)).expand(4), atol=1e-5)
+
+
+@pytest.mark.parametrize("gradient, method", [("aca", "dopri5"), ("adjoint", "dopri5"), ("mali", "alf")])
+def test_cuda_latent_ode_matches_cpu(gradient, method):
+    from physode.irregular import IrregularBatch, interpolation_task
+    from physode.nn import LatentODE
+
+    results = []
+    for device in ("cpu", "cuda"):
+        t = torch.linspace(0, 1, 12, dtype=F64, device=device)
+        x = torch.sin(3 * t + torch.linspace(0, 1, 4, dtype=F64, device=device)[:, None])[:, :, None]
+        task = interpolation_task(IrregularBatch(t, x, torch.ones_like(x)), 0.5,
+                                  generator=torch.Generator().manual_seed(0))
+        torch.manual_seed(0)
+        model = LatentODE(1, 3, encoder_hidden=5, units=(8,), gradient=gradient, method=method, dtype=F64,
+                          device=device)
+        loss = model.negative_elbo(task, samples=2, generator=torch.Generator().manual_seed(1))
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        assert loss.device.type == device and all(g.device.type == device for g in grads)
+        results.append([loss, *grads])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b.cpu(), rtol=1e-6, atol=1e-9)
