@@ -156,7 +156,8 @@ class LatentODE(nn.Module):
                 total += float(mse(self.predict(chosen.observed, chosen.target.times), chosen.target)) * len(index)
         return total / full.series
 
-    def fit(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float | Sequence[float] = 0.5,
+    def fit(self, data: xr.Dataset | IrregularBatch, *, task: str | Sequence[str] = "interpolation",
+            fraction: float | Sequence[float] = 0.5,
             resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
             optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
             kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
@@ -164,20 +165,24 @@ class LatentODE(nn.Module):
             callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
         observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
-        `fraction` of each series' points (or, for a sequence of fractions, one of them drawn per
-        batch): redrawn for every batch (`resample`) or drawn once.
+        `fraction` of each series' points: redrawn for every batch (`resample`) or drawn once.
+        For a sequence of tasks or of fractions (these need `resample`), each batch draws one.
 
         `samples` draws of z0 per series; the KL weight follows `kl`; the learning rate is
         multiplied by `lr_decay` after every epoch (not below `min_lr`). `validation` data gives
-        the validation loss (the task's MSE, see `evaluate`, averaged over the fractions), which picks the best epoch and,
-        with `patience`, stops early. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
+        the validation loss (the MSE of `evaluate`, averaged over the tasks and fractions), which
+        picks the best epoch and, with `patience`, stops early. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
         as in physode.fit. Returns a TrainingResult whose history also holds the KL weight.
         """
+        tasks = tuple(task) if isinstance(task, (tuple, list)) else (task,)
         fractions = tuple(fraction) if isinstance(fraction, (tuple, list)) else (fraction,)
-        if not fractions or (not resample and len(fractions) > 1):
-            raise ValueError(f"fraction must be a number, or a non-empty sequence of them with resample=True, got {fraction!r}")
-        for value in fractions:
-            _check_task(task, value)
+        for name, values, given in (("task", tasks, task), ("fraction", fractions, fraction)):
+            if not values or (not resample and len(values) > 1):
+                raise ValueError(f"{name} must be one value, or a non-empty sequence of them with resample=True, "
+                                 f"got {given!r}")
+        for name in tasks:
+            for value in fractions:
+                _check_task(name, value)
         for name, value in (("epochs", epochs), ("samples", samples), ("max_failures", max_failures)):
             check_positive_int(name, value)
         check_positive_int("batch_size", batch_size, allow_none=True)
@@ -191,7 +196,7 @@ class LatentODE(nn.Module):
             raise ValueError("patience (early stopping) needs validation data")
         check_optimizer(optimizer)
         full = self._batch(data)
-        split = _split(full) if task == "extrapolation" else None
+        split = _split(full)
         fixed = None if resample else subsample(full, fractions[0], generator=torch.Generator().manual_seed(seed))
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, trainable, lr)
@@ -200,16 +205,18 @@ class LatentODE(nn.Module):
             generator = torch.Generator().manual_seed(seed * 1_000_003 + run.updates)
             batch = full.select(index)
             if fixed is None:
-                drawn = fractions[int(torch.randint(len(fractions), (), generator=generator))]
-                chosen = self.task(batch, task, drawn, split=split, generator=generator)
+                drawn = tasks[int(torch.randint(len(tasks), (), generator=generator))]
+                observed = fractions[int(torch.randint(len(fractions), (), generator=generator))]
+                chosen = self.task(batch, drawn, observed, split=split, generator=generator)
             else:
-                chosen = _fixed_task(fixed.select(index), batch, task, split)
+                chosen = _fixed_task(fixed.select(index), batch, tasks[0], split)
             return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), generator=generator)
 
         def validation_loss(run) -> float | None:
             if validation is None:
                 return None
-            return sum(self.evaluate(validation, task=task, fraction=f, seed=seed) for f in fractions) / len(fractions)
+            scores = [self.evaluate(validation, task=t, fraction=f, seed=seed) for t in tasks for f in fractions]
+            return sum(scores) / len(scores)
 
         settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
                     "optimizer": str(optimizer), "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
