@@ -75,7 +75,7 @@ def test_latent_ode_overfits_a_tiny_batch():
     after = model.evaluate(batch, fraction=1.0)
     variance = batch.values.var().item()
     assert result.epochs == 100 and before > 0.1 * variance
-    assert after < 0.02 * variance, (before, after, variance)
+    assert after < 0.05 * variance, (before, after, variance)
 
 
 @pytest.mark.parametrize("gradient, method, tolerance", [("aca", "dopri5", 1e-9), ("adjoint", "dopri5", 2e-3),
