@@ -3,7 +3,6 @@ time series", NeurIPS 2019, section 4), regenerated locally with the `mujoco` pa
 
 from __future__ import annotations
 
-import numbers
 import os
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import xarray as xr
 
 from physode.data import load, save
 from physode.progress import Progress
+
+from .checks import count
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hopper.xml"
 TIMESTEP = 0.005  # seconds: <option timestep="0.005"/> of dm_control's hopper.xml
@@ -33,7 +34,7 @@ def data_directory(directory: str | os.PathLike | None = None) -> Path:
 
 def hopper_path(series: int = 10000, *, seed: int = 123, steps: int = 200, directory=None) -> Path:
     """The cache file of `hopper(series, seed=seed, steps=steps)`: <data directory>/hopper-n{series}-s{seed}-t{steps}.nc."""
-    series, steps, seed = _count("series", series), _count("steps", steps), _count("seed", seed, minimum=0)
+    series, steps, seed = count("series", series), count("steps", steps), count("seed", seed, minimum=0)
     return _path(series, seed, steps, directory)
 
 
@@ -56,7 +57,7 @@ def hopper(
     With `cache`, the Dataset is kept as a netCDF4/HDF5 file under `directory` (see
     `data_directory`, file name from `hopper_path`) and read from there on later calls.
     """
-    series, steps, seed = _count("series", series), _count("steps", steps), _count("seed", seed, minimum=0)
+    series, steps, seed = count("series", series), count("steps", steps), count("seed", seed, minimum=0)
     for name, flag in (("cache", cache), ("progress", progress)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
@@ -113,12 +114,3 @@ def _import_mujoco():
     except ImportError as error:
         raise ImportError('the hopper data set needs the mujoco package: pip install "physode[hopper]"') from error
     return mujoco
-
-
-def _count(name: str, value, minimum: int = 1) -> int:
-    expected = "a positive" if minimum == 1 else "a non-negative"
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be {expected} integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {expected} integer, got {value}")
-    return int(value)

@@ -3,11 +3,10 @@ time series", NeurIPS 2019, section 4.1)."""
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 import xarray as xr
+
+from .checks import count, real
 
 
 def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise: float = 0.01, seed: int = 0) -> xr.Dataset:
@@ -23,11 +22,11 @@ def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise
     Returns a Dataset with `x` (series, time, feature) and the clean signal's `frequency` and
     `offset` (series,).
     """
-    series = _count("series", series)
-    points = _count("points", points)
-    t_end = _real("t_end", t_end, positive=True)
-    noise = _real("noise", noise, positive=False)
-    seed = _count("seed", seed, minimum=0)
+    series = count("series", series)
+    points = count("points", points)
+    t_end = real("t_end", t_end, positive=True)
+    noise = real("noise", noise, positive=False)
+    seed = count("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     time = np.sort(np.concatenate([[0.0], rng.uniform(0.0, t_end, size=points - 1)]))
     frequency = rng.uniform(0.4, 0.8, size=series)
@@ -43,21 +42,3 @@ def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise
                "source": "Rubanova, Chen & Duvenaud, Latent ODEs for irregularly-sampled time series, NeurIPS 2019: "
                          "periodic toy data (Gaussian noise)"},
     )
-
-
-def _count(name: str, value, minimum: int = 1) -> int:
-    expected = "a positive" if minimum == 1 else "a non-negative"
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be {expected} integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {expected} integer, got {value}")
-    return int(value)
-
-
-def _real(name: str, value, *, positive: bool) -> float:
-    expected = "a positive" if positive else "a non-negative"
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be {expected} finite number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {expected} finite number, got {value}")
-    return float(value)
