@@ -22,7 +22,7 @@ from physode.nn import KLAnnealing, LatentODE
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of the time points observed")
     parser.add_argument("--output", default="irregular_series.png")
     parser.add_argument("--threads", type=int, default=1)
