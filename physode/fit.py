@@ -3,9 +3,7 @@ shooting, validation and early stopping, progress, and checkpoints that survive 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +16,16 @@ from torch import Tensor
 from . import data as data_io
 from .estimates import InitialState, ShootingNodes
 from .losses import check_penalty, masked_loss
-from .training import Loop, TrainingResult, check_lr, check_optimizer, check_positive_int, make_optimizer, train
-
+from .training import (
+    Loop,
+    TrainingResult,
+    check_lr,
+    check_optimizer,
+    check_positive_int,
+    fingerprint,
+    make_optimizer,
+    train,
+)
 
 
 @dataclass(kw_only=True)
@@ -232,15 +238,8 @@ def _progress_message(system, loss, val_loss) -> str:
 
 
 def _fingerprint(system, data, settings: dict) -> str:
-    digest = hashlib.sha256(type(system).__name__.encode())
-    for name in sorted(data.data_vars):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(np.asarray(data[name].values, dtype=float)).tobytes())
-    digest.update(np.asarray(data["time"].values, dtype=float).tobytes())
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for name, parameter in system.named_parameters():
-        digest.update(f"{name}{tuple(parameter.shape)}".encode())
-    return digest.hexdigest()
+    pieces = [item for name in sorted(data.data_vars) for item in (name.encode(), np.asarray(data[name].values))]
+    return fingerprint(type(system).__name__, [*pieces, np.asarray(data["time"].values)], settings, system)
 
 
 def _result(system, estimates, data, run, solver) -> FitResult:

@@ -83,13 +83,12 @@ class IrregularBatch:
         are the variables' trailing dims flattened, in order (default: every data variable with
         dims series and time first)."""
         _check_dataset(ds)
-        names = list(variables) if variables is not None else [
-            n for n in ds.data_vars if ds[n].dims[:2] == ("series", "time")]
+        names = list(variables) if variables is not None else series_variables(ds)
         if not names:
             raise ValueError("the dataset has no variable with dims ('series', 'time', ...)")
         arrays = []
         for name in names:
-            if name not in ds.data_vars or ds[name].dims[:2] != ("series", "time"):
+            if name not in series_variables(ds):
                 raise ValueError(f"variable {name!r} must exist with dims ('series', 'time', ...)")
             array = np.asarray(ds[name].values, dtype=float)
             arrays.append(array.reshape(array.shape[0], array.shape[1], -1))
@@ -128,13 +127,6 @@ class IrregularBatch:
     def to(self, *args, **kwargs) -> IrregularBatch:
         return IrregularBatch(self.times.to(*args, **kwargs), self.values.to(*args, **kwargs), self.mask.to(*args, **kwargs))
 
-    def to_dataset(self, values: Tensor | None = None, *, name: str = "x") -> xr.Dataset:
-        """A Dataset (series, time, feature) of `values` (default: the batch's), NaN where not observed."""
-        values = self.values if values is None else values
-        array = torch.where(self.mask > 0, values, torch.full_like(values, float("nan"))).detach().cpu().numpy()
-        return xr.Dataset({name: (("series", "time", "feature"), array)},
-                          coords={"time": self.times.detach().cpu().numpy(), "series": np.arange(self.series)})
-
 
 def subsample(batch: IrregularBatch, fraction: float, *, generator: torch.Generator | None = None) -> IrregularBatch:
     """Keep round(fraction * n) of the n time points each series observes (at least one), drawn
@@ -148,13 +140,12 @@ def subsample_dataset(ds: xr.Dataset, fraction: float, *, seed: int = 0) -> xr.D
     others set to NaN in every variable with dims series and time), fixed by `seed`."""
     _check_dataset(ds)
     observed = np.zeros((ds.sizes["series"], ds.sizes["time"]), dtype=bool)
-    for variable in ds.data_vars.values():
-        if variable.dims[:2] == ("series", "time"):
-            values = np.isfinite(np.asarray(variable.values, dtype=float))
-            observed |= values.reshape(*values.shape[:2], -1).any(axis=2)
+    for name in series_variables(ds):
+        values = np.isfinite(np.asarray(ds[name].values, dtype=float))
+        observed |= values.reshape(*values.shape[:2], -1).any(axis=2)
     keep = _keep(torch.as_tensor(observed), fraction, torch.Generator().manual_seed(seed)).numpy()
     mask = xr.DataArray(keep, dims=("series", "time"))
-    return ds.map(lambda v: v.where(mask) if v.dims[:2] == ("series", "time") else v)
+    return ds.assign({name: ds[name].where(mask) for name in series_variables(ds)})
 
 
 def _keep(observed: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
@@ -221,6 +212,11 @@ def gaussian_log_likelihood(prediction: Tensor, target: IrregularBatch, std: flo
     z = (target.values - prediction) / std
     log_density = -0.5 * z.square() - np.log(std) - 0.5 * np.log(2 * np.pi)
     return masked_mean(log_density, target.mask)
+
+
+def series_variables(ds: xr.Dataset) -> list[str]:
+    """The data variables whose first dims are (series, time), in order."""
+    return [name for name in ds.data_vars if ds[name].dims[:2] == ("series", "time")]
 
 
 def _check_dataset(ds) -> None:

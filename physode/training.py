@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import math
 import os
 import time
@@ -207,6 +209,18 @@ def check_positive_int(name: str, value, allow_none: bool = False) -> None:
         return
     if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def fingerprint(name: str, pieces, settings: dict, module: nn.Module) -> str:
+    """What identifies a fit, so that a checkpoint resumes only the fit that wrote it: a hash of
+    `name`, the data (`pieces`: bytes or arrays, in order), the settings and the parameter shapes."""
+    digest = hashlib.sha256(name.encode())
+    for piece in pieces:
+        digest.update(piece if isinstance(piece, bytes) else np.ascontiguousarray(piece, dtype=float).tobytes())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for key, parameter in module.named_parameters():
+        digest.update(f"{key}{tuple(parameter.shape)}".encode())
+    return digest.hexdigest()
 
 
 def check_optimizer(optimizer) -> None:

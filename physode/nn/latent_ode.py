@@ -3,8 +3,6 @@ NeurIPS 2019): a variational autoencoder whose decoder is an ODE in a latent spa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +19,7 @@ from ..irregular import (
     gaussian_log_likelihood,
     interpolation_task,
     mse,
+    series_variables,
     subsample,
 )
 from ..timegrid import integrate_series
@@ -30,6 +29,7 @@ from ..training import (
     check_lr,
     check_optimizer,
     check_positive_int,
+    fingerprint,
     make_optimizer,
     train,
 )
@@ -227,7 +227,8 @@ class LatentODE(nn.Module):
             batch_size=batch_size, seed=seed, lr_decay=lr_decay, min_lr=min_lr, patience=patience,
             max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device,
         )
-        return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=self._fingerprint(full, settings),
+        data_pieces = [t.detach().cpu().double().numpy() for t in (full.times, full.values, full.mask)]
+        return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint("LatentODE", data_pieces, settings, self),
                      result=lambda run: TrainingResult(**TrainingResult.fields(run)))
 
     def extrapolate(self, observations: xr.Dataset, t) -> xr.Dataset:
@@ -240,7 +241,7 @@ class LatentODE(nn.Module):
         with torch.no_grad():
             predicted = self.predict(batch, times).cpu().numpy()
         variables, offset = {}, 0
-        for name in _series_variables(observations):
+        for name in series_variables(observations):
             variable = observations[name]
             size = int(np.prod(variable.shape[2:], dtype=int))
             values = predicted[:, :, offset:offset + size].reshape(predicted.shape[0], len(times), *variable.shape[2:])
@@ -253,7 +254,7 @@ class LatentODE(nn.Module):
         if isinstance(data, IrregularBatch):
             batch = data.to(dtype=self.dtype, device=self.device)
         elif isinstance(data, xr.Dataset):
-            batch = IrregularBatch.from_dataset(data, _series_variables(data), dtype=self.dtype, device=self.device)
+            batch = IrregularBatch.from_dataset(data, series_variables(data), dtype=self.dtype, device=self.device)
         else:
             raise TypeError(f"data must be an xarray.Dataset or an IrregularBatch, got {type(data).__name__}")
         if batch.features != self.features:
@@ -261,15 +262,6 @@ class LatentODE(nn.Module):
         if not bool(batch.observed.any(dim=1).all()):
             raise ValueError("every series needs at least one observation")
         return batch
-
-    def _fingerprint(self, full: IrregularBatch, settings: dict) -> str:
-        digest = hashlib.sha256(b"LatentODE")
-        for tensor in (full.times, full.values, full.mask):
-            digest.update(tensor.detach().cpu().double().numpy().tobytes())
-        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-        for name, parameter in self.named_parameters():
-            digest.update(f"{name}{tuple(parameter.shape)}".encode())
-        return digest.hexdigest()
 
 
 def _fixed_task(observed: IrregularBatch, batch: IrregularBatch, task: str, split: float | None) -> Task:
@@ -281,10 +273,6 @@ def _fixed_task(observed: IrregularBatch, batch: IrregularBatch, task: str, spli
 
 def _split(full: IrregularBatch) -> float:
     return float(full.times[len(full.times) // 2])
-
-
-def _series_variables(ds: xr.Dataset) -> list[str]:
-    return [name for name in ds.data_vars if ds[name].dims[:2] == ("series", "time")]
 
 
 def _check_task(task: str, fraction: float) -> None:

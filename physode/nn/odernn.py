@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..irregular import IrregularBatch
+from ..solve import FIXED_STEP_METHODS
 from .dynamics import LatentDynamics
 
 
@@ -47,7 +48,7 @@ class ODERNN(nn.Module):
         h = batch.values.new_zeros(batch.series, self.hidden) if h0 is None else h0
         span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
         solver = {"method": self.method, "gradient": self.gradient, "rtol": self.rtol, "atol": self.atol,
-                  "options": {"step_size": span / self.steps} if self.method in _FIXED and span > 0 else None}
+                  "options": {"step_size": span / self.steps} if self.method in FIXED_STEP_METHODS and span > 0 else None}
         order = range(len(times) - 1, -1, -1) if backward else range(len(times))
         observed = batch.observed
         states, previous = [], None
@@ -69,5 +70,3 @@ class ODERNN(nn.Module):
     def _evolve(self, h: Tensor, t0: Tensor, t1: Tensor, solver: dict) -> Tensor:
         return self.dynamics.integrate({"z": h}, torch.stack([t0, t1]), **solver)["z"][:, -1]
 
-
-_FIXED = ("euler", "midpoint", "rk4")
