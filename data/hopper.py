@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from physode.data import load, save
-from physode.progress import Progress
-
-from .checks import count
+from physode.checks import check_count, check_flag
+from physode.series.dataset import load, save
+from physode.training import Progress
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hopper.xml"
 TIMESTEP = 0.005  # seconds: <option timestep="0.005"/> of dm_control's hopper.xml
@@ -34,7 +33,7 @@ def data_directory(directory: str | os.PathLike | None = None) -> Path:
 
 def hopper_path(series: int = 10000, *, seed: int = 123, steps: int = 200, directory=None) -> Path:
     """The cache file of `hopper(series, seed=seed, steps=steps)`: <data directory>/hopper-n{series}-s{seed}-t{steps}.nc."""
-    series, steps, seed = count("series", series), count("steps", steps), count("seed", seed, minimum=0)
+    series, steps, seed = check_count("series", series), check_count("steps", steps), check_count("seed", seed, minimum=0)
     return _path(series, seed, steps, directory)
 
 
@@ -57,10 +56,9 @@ def hopper(
     With `cache`, the Dataset is kept as a netCDF4/HDF5 file under `directory` (see
     `data_directory`, file name from `hopper_path`) and read from there on later calls.
     """
-    series, steps, seed = count("series", series), count("steps", steps), count("seed", seed, minimum=0)
-    for name, flag in (("cache", cache), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    series, steps, seed = check_count("series", series), check_count("steps", steps), check_count("seed", seed, minimum=0)
+    check_flag("cache", cache)
+    check_flag("progress", progress)
     path = _path(series, seed, steps, directory)
     if cache and path.exists():
         return load(path)

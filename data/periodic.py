@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .checks import count, real
+from physode.checks import check_count, check_real
 
 
 def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise: float = 0.01, seed: int = 0) -> xr.Dataset:
@@ -22,11 +22,11 @@ def periodic(series: int = 1000, points: int = 100, *, t_end: float = 5.0, noise
     Returns a Dataset with `x` (series, time, feature) and the clean signal's `frequency` and
     `offset` (series,).
     """
-    series = count("series", series)
-    points = count("points", points)
-    t_end = real("t_end", t_end, positive=True)
-    noise = real("noise", noise, positive=False)
-    seed = count("seed", seed, minimum=0)
+    series = check_count("series", series)
+    points = check_count("points", points)
+    t_end = check_real("t_end", t_end, positive=True)
+    noise = check_real("noise", noise, positive=False)
+    seed = check_count("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     time = np.sort(np.concatenate([[0.0], rng.uniform(0.0, t_end, size=points - 1)]))
     frequency = rng.uniform(0.4, 0.8, size=series)

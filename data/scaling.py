@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
+from physode.checks import check_dataset, check_fraction
+
 REDUCED = ("series", "time")
 
 
 def split(ds: xr.Dataset, train: float = 0.8) -> tuple[xr.Dataset, xr.Dataset]:
     """(first int(n * train) series, the rest), by position, as Latent ODEs' utils.split_train_test."""
-    _check_dataset(ds)
-    if not isinstance(train, numbers.Real) or isinstance(train, bool):
-        raise TypeError(f"train must be a fraction in (0, 1), got {type(train).__name__} {train!r}")
-    if not 0.0 < train < 1.0:
-        raise ValueError(f"train must be a fraction in (0, 1), got {train}")
+    check_dataset(ds, "ds", dims=("series",))
+    check_fraction("train", train)
     count = ds.sizes["series"]
     cut = int(count * train)
     if cut == 0 or cut == count:
@@ -42,7 +40,7 @@ class MinMaxScale:
     def fit(cls, ds: xr.Dataset, variables=None) -> MinMaxScale:
         """Min and max of each variable over series and time; `variables` defaults to every data
         variable with both dims (others, such as per-series parameters, pass through unscaled)."""
-        _check_dataset(ds)
+        check_dataset(ds, "ds", dims=("series",))
         if variables is None:
             variables = [name for name, var in ds.data_vars.items() if all(dim in var.dims for dim in REDUCED)]
         elif isinstance(variables, str):
@@ -69,7 +67,7 @@ class MinMaxScale:
         return self._map(ds, lambda x, low, high: x * high + low)
 
     def _map(self, ds: xr.Dataset, function) -> xr.Dataset:
-        _check_dataset(ds)
+        check_dataset(ds, "ds", dims=("series",))
         missing = [name for name in self.minimum if name not in ds.data_vars]
         if missing:
             raise ValueError(f"ds lacks the scaled variable(s) {missing} (variables: {list(ds.data_vars)})")
@@ -82,10 +80,3 @@ class MinMaxScale:
                     message = f"variable {name!r} does not match the fitted scale's feature coordinates: {error}"
                     raise ValueError(message) from error
         return out
-
-
-def _check_dataset(ds) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
-    if "series" not in ds.dims:
-        raise ValueError(f"ds has no 'series' dimension (dims: {list(ds.dims)})")

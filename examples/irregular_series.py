@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from physode.baselines import feature_mean, hold_last
+from physode.series import feature_mean, hold_last
 from physode.datasets import periodic, split
-from physode.irregular import IrregularBatch, extrapolation_task, interpolation_task, mse
+from physode.series import IrregularBatch, extrapolation_task, interpolation_task, mse
 from physode.nn import KLAnnealing, LatentODE
 
 

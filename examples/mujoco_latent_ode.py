@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from physode.baselines import feature_mean, hold_last
+from physode.series import feature_mean, hold_last
 from physode.datasets import MinMaxScale, data_directory, hopper, split
-from physode.irregular import IrregularBatch, extrapolation_task, interpolation_task, mse
+from physode.series import IrregularBatch, extrapolation_task, interpolation_task, mse
 from physode.nn import KLAnnealing, LatentODE
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.5)

@@ -1,12 +1,15 @@
-"""physode: physics-informed dynamical-systems modelling on an ODE engine with accurate gradients."""
+"""physode: physics-informed dynamical-systems modelling on an ODE engine with accurate gradients.
 
-from . import data
-from .fit import FitResult, fit
+Gradient methods with their options are in physode.grad (ACA, MALI, Direct, Adjoint), step-size
+controllers in physode.solve (PIController, IController, ConstantStep).
+"""
+
 from .grad import GradientMethod
+from .model import Constant, FitResult, Learned, Parameter, State, System, fit
 from .nn import MLP
 from .odeint import Solution, odeint, solve
+from .series import dataset as data
 from .solve import SolverError, Stats
-from .system import Constant, Learned, Parameter, State, System
 from .training import FitError
 
 __version__ = "0.1.0"

@@ -8,15 +8,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .grad import GradientMethod, Problem
-from .inputs import (
-    check_derivative, check_gradient, check_method, check_options, check_params, check_state,
-    check_times, check_tolerance, untracked_tensors,
+from .checks import (
+    check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing, check_params,
+    check_state, check_times, check_tolerance,
 )
-from .solve import CountedFunc, SolverError, Stats, make_stepper
-from .state import StateLayout
-
-State = Tensor | tuple[Tensor, ...]
+from .grad import GradientMethod, Problem
+from .solve import CountedFunc, SolverError, StateLayout, StateTensors, Stats, Tolerance, make_stepper
 
 
 @dataclass
@@ -25,27 +22,29 @@ class Solution:
     of such for a tuple state) and `stats` (filled in for the backward pass once it has run)."""
 
     ts: Tensor
-    ys: State
+    ys: StateTensors
     stats: Stats
 
 
 def odeint(
-    func: Callable, y0: State, t: Tensor | Sequence[float], *, method: str = "dopri5",
+    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], *, method: str = "dopri5",
     rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8, gradient: str | GradientMethod = "aca",
     options: dict | None = None, params: Sequence[Tensor] | None = None,
-) -> State:
+) -> StateTensors:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, and return y at every time in t.
 
     Same call as `torchdiffeq.odeint`. y0 is a tensor of any shape or a tuple of tensors; t is
     1-D and strictly increasing or decreasing. Returns a tensor of shape (len(t), *y0.shape), or a
     tuple of them. `method`: euler, midpoint, rk4 (fixed step: options={"step_size": h}),
     heun_euler, bosh3, dopri5, tsit5 (adaptive Runge-Kutta) or alf (asynchronous leapfrog; lands
-    on every output time). `gradient`: "aca" (Adaptive Checkpoint Adjoint), "direct" (backprop
-    through the steps; supports double backward), "mali" (with method="alf": memory constant in
-    the number of steps) or "adjoint" (torchdiffeq's). Gradients reach y0, t and the parameters of
-    func when it is an nn.Module (or a bound method of one); a plain function passes its tensors as
-    `params`. `options`: see `physode.inputs.OPTIONS`. Raises `SolverError` when the integration
-    cannot go on.
+    on every output time). `gradient`: a method by name, "aca" (Adaptive Checkpoint Adjoint),
+    "direct" (backprop through the steps; supports double backward), "mali" (with method="alf":
+    memory constant in the number of steps) or "adjoint" (torchdiffeq's), or a value with its own
+    options: ACA(checkpoints=K, schedule=...), Direct(), MALI(), Adjoint(rtol=..., atol=...,
+    method=...). Gradients reach y0, t and the parameters of func when it is an nn.Module (or a
+    bound method of one); a plain function passes its tensors as `params`. `options`: see
+    `physode.checks.OPTIONS`; options={"controller": PIController(...)} sets the step-size
+    controller. Raises `SolverError` when the integration cannot go on.
     """
     return solve(
         func, y0, t, method=method, rtol=rtol, atol=atol, gradient=gradient, options=options, params=params
@@ -53,26 +52,23 @@ def odeint(
 
 
 def solve(
-    func: Callable, y0: State, t: Tensor | Sequence[float], *, method: str = "dopri5",
+    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], *, method: str = "dopri5",
     rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8, gradient: str | GradientMethod = "aca",
     options: dict | None = None, params: Sequence[Tensor] | None = None,
 ) -> Solution:
     """As `odeint`, returning a `Solution` with the output times, the states and the work counts."""
-    strategy = check_gradient(gradient)
     method = check_method(method)
-    if strategy.name == "mali" and method != "alf":
-        raise ValueError(f"gradient='mali' differentiates the asynchronous leapfrog: use method='alf', not {method!r}")
+    settings = check_options(options, method, check_gradient(gradient))
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
     y0 = check_state(y0)
     layout = StateLayout(y0)
     flat_y0 = layout.flatten(y0)
     times = check_times(t, flat_y0)
-    settings = check_options(
-        options, method, strategy.name,
-        check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
-    )
-    stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, settings.eta)
+    tolerance = Tolerance(check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0))
+    stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, **settings.method_options)
+    strategy = settings.gradient
+    check_pairing(stepper, settings.controller, strategy)
     params = check_params(func, params)
 
     stats = Stats(nfe=1)
@@ -83,7 +79,7 @@ def solve(
         f0 = func(times[0].detach(), detached)
         check_derivative(f0, detached, layout)
         if torch.is_grad_enabled():
-            _require_declared(f0, params, strategy)
+            check_declared(f0, params, strategy)
         f0 = f0.detach() if isinstance(f0, Tensor) else tuple(f.detach() for f in f0)
     else:
         f0 = func(times[0], y0)
@@ -94,23 +90,8 @@ def solve(
 
     problem = Problem(
         func=CountedFunc(layout.wrap(func), stats), y0=flat_y0, f0=f0, times=times, params=params,
-        stepper=stepper, control=settings.control, land=settings.land or not stepper.has_dense_output,
-        stats=stats, gradient=strategy.name, checkpoints=settings.checkpoints,
-        checkpoint_schedule=settings.checkpoint_schedule,
+        stepper=stepper, controller=settings.controller, tolerance=tolerance,
+        land=settings.land or not stepper.has_dense_output, max_steps=settings.max_steps, stats=stats,
     )
     ys = strategy.solve(problem)
     return Solution(ts=times, ys=layout.unflatten(ys, len(times)), stats=stats)
-
-
-def _require_declared(f0: State, params: tuple[Tensor, ...], strategy: GradientMethod) -> None:
-    """Gradient methods that differentiate only the declared params would silently miss others."""
-    pieces = [f0] if isinstance(f0, Tensor) else list(f0)
-    untracked = [u for f in pieces if f.grad_fn is not None for u in untracked_tensors(f, list(params))]
-    if untracked:
-        shapes = ", ".join(str(tuple(u.shape)) for u in untracked)
-        raise ValueError(
-            f"func depends on {len(untracked)} tensor(s) that require grad but are not among its parameters, "
-            "such as y0, t or a tensor it closes over "
-            f"(shapes {shapes}); gradient={strategy.name!r} would miss their gradients. Make func an nn.Module "
-            "that owns them, or pass them as params=(...)"
-        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from physode import MLP, Constant, Learned, Parameter, State, System
-from physode.system import first_difference
+from physode.model import first_difference
 
 
 class Pendulum(System):

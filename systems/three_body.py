@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from physode import MLP, Constant, Learned, Parameter, State, System
-from physode.system import first_difference
+from physode.model import first_difference
 
 
 def gravity(position: Tensor, mass: Tensor, constant: Tensor) -> Tensor:

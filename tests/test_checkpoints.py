@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import physode
-from physode.grad.checkpoints import Binomial, Uniform
+from physode.grad.schedules import Binomial, Uniform
 from problems import F64, Neural, saved_numbers
 
 

@@ -188,7 +188,7 @@ def test_bad_fit_arguments(kwargs, message):
 
 def test_an_epoch_of_failed_updates_is_never_the_best(monkeypatch):
     """The first epoch's only update fails; later epochs improve, and their parameters are kept."""
-    training = sys.modules["physode.training"]
+    training = sys.modules["physode.training.loop"]
     original = training._update
     failed = []
 

@@ -45,7 +45,7 @@ def test_cuda_float32_tuple_state():
 
 @pytest.mark.parametrize("gradient, method", [("aca", "dopri5"), ("adjoint", "dopri5"), ("mali", "alf")])
 def test_cuda_latent_ode_matches_cpu(gradient, method):
-    from physode.irregular import IrregularBatch, interpolation_task
+    from physode.series.irregular import IrregularBatch, interpolation_task
     from physode.nn import LatentODE
 
     results = []

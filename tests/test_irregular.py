@@ -7,11 +7,9 @@ import pytest
 import torch
 import xarray as xr
 
-from physode.irregular import (
-    IrregularBatch, extrapolation_task, gaussian_log_likelihood, interpolation_task, masked_mean, mse, subsample,
-    subsample_dataset,
-)
-from physode.timegrid import integrate_series
+from physode.series.irregular import IrregularBatch, extrapolation_task, interpolation_task, subsample, subsample_dataset
+from physode.series.losses import gaussian_log_likelihood, masked_mean, mse
+from physode.series.timegrid import integrate_series
 
 F64 = torch.float64
 NAN = math.nan

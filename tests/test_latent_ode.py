@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from physode import odeint
-from physode.irregular import IrregularBatch, interpolation_task
+from physode.series.irregular import IrregularBatch, interpolation_task
 from physode.nn import ODERNN, KLAnnealing, LatentODE
 
 F64 = torch.float64

@@ -1,4 +1,4 @@
-"""Gradient methods: one strategy per file, all with the GradientMethod interface."""
+"""Gradient methods: one strategy per file, each a small frozen dataclass that owns its options."""
 
 from .aca import ACA
 from .adjoint import Adjoint

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
-from ..solve import integrate
+from ..solve import Stepper
 from .base import Problem
 
 
+@dataclass(frozen=True)
 class Direct:
     """Autograd through every accepted step, with the step-size search detached.
 
@@ -16,10 +20,12 @@ class Direct:
     step. Supports double backward.
     """
 
-    name = "direct"
-    needs_params = False
+    name: ClassVar[str] = "direct"
+    needs_params: ClassVar[bool] = False
+
+    def check(self, stepper: Stepper) -> None:
+        """Any stepper."""
 
     def solve(self, problem: Problem) -> Tensor:
-        p = problem
-        outputs, _ = integrate(p.func, p.stepper, p.y0, p.f0, p.clock(p.times), p.control, p.stats)
+        outputs, _ = problem.integrate(problem.y0, problem.f0, problem.times)
         return torch.stack(outputs)

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from torch import Tensor
 
+from ..solve import Stepper
 from .base import Problem
-from .checkpoints import Reconstruct
+from .schedules import Reconstruct
 from .sweep import solve_with_reverse_sweep
 
 
+@dataclass(frozen=True)
 class MALI:
     """Gradients through the asynchronous leapfrog (method="alf") in memory constant in the
     number of steps.
@@ -20,8 +25,15 @@ class MALI:
     solution (as `direct` through the same steps) up to the round-off of the reconstruction.
     """
 
-    name = "mali"
-    needs_params = True
+    name: ClassVar[str] = "mali"
+    needs_params: ClassVar[bool] = True
+
+    def check(self, stepper: Stepper) -> None:
+        """Only an exactly invertible stepper (physode.solve.Reversible)."""
+        if not callable(getattr(stepper, "inverse", None)):
+            raise ValueError(
+                f"gradient='mali' differentiates the asynchronous leapfrog: use method='alf', not {stepper.name!r}"
+            )
 
     def solve(self, problem: Problem) -> Tensor:
-        return solve_with_reverse_sweep(problem, Reconstruct(problem.stepper.eta))
+        return solve_with_reverse_sweep(problem, Reconstruct(problem.stepper), self.name)

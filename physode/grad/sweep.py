@@ -8,35 +8,35 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from ..solve import Clock, Grid, integrate
+from ..solve import Clock, StepRecord
 from .base import Problem
-from .checkpoints import State
+from .schedules import StoredState
 
 
 class StepReplay:
-    """Re-takes accepted steps without a graph: forward, or backward by the exact ALF inverse.
+    """Re-takes accepted steps without a graph: forward, or backward by the stepper's exact inverse.
 
     The inverse ALF step evaluates f where the recomputed forward step will evaluate it again (at
     the same point up to round-off); it keeps that evaluation's graph so that the recomputation
     can reuse it (`evaluator`), which saves one evaluation per step.
     """
 
-    def __init__(self, problem: Problem, grid: Grid, clock: Clock):
-        self.problem, self.grid, self.clock = problem, grid, clock
+    def __init__(self, problem: Problem, record: StepRecord, clock: Clock):
+        self.problem, self.record, self.clock = problem, record, clock
         self._kept: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
     def span(self, i: int):
-        return self.clock.span(self.grid.segment(i), self.grid.start(i), self.grid.end(i))
+        return self.clock.span(self.record.segment(i), self.record.start(i), self.record.end(i))
 
     @torch.no_grad()
-    def advance(self, i: int, state: State) -> State:
+    def advance(self, i: int, state: StoredState) -> StoredState:
         stepper = self.problem.stepper
         y, v = state
         y1, ks = stepper.step(self.problem.func, self.span(i), y, v, full=False)
-        return y1, ks[-1] if stepper.carry_is_state else None
+        return y1, stepper.state_carry(stepper.carry(ks))
 
     @torch.no_grad()
-    def inverse(self, i: int, state: State) -> State:
+    def inverse(self, i: int, state: StoredState) -> StoredState:
         def evaluate_and_keep(t: Tensor, y: Tensor) -> Tensor:
             with torch.enable_grad():
                 t, y = t.detach().requires_grad_(True), y.detach().requires_grad_(True)
@@ -73,25 +73,25 @@ class _Reuse(torch.autograd.Function):
 
 
 def reverse_sweep(
-    problem: Problem, grid: Grid, clock: Clock, replay: StepReplay, states: Iterator[tuple[int, State]],
-    grad_outputs: Tensor, inputs: tuple[Tensor, ...],
+    problem: Problem, record: StepRecord, clock: Clock, replay: StepReplay,
+    states: Iterator[tuple[int, StoredState]], grad_outputs: Tensor, inputs: tuple[Tensor, ...],
 ) -> tuple[Tensor, list[Tensor | None]]:
     """Gradients of sum(grad_outputs * outputs) for y0 and for `inputs` (params, maybe times).
 
     Each step i is recomputed from its state with a local graph; the adjoint of its end state,
     plus the gradients of the outputs interpolated inside it, are pulled back in one
-    vector-Jacobian product. For ALF the adjoint has a z and a v part, and the initial velocity
-    v0 = f(t0, z0) is differentiated last.
+    vector-Jacobian product. Where the carry is state (ALF's velocity v) the adjoint has a v part
+    too, and the initial carry v0 = f(t0, z0) is differentiated last.
     """
     stepper, func = problem.stepper, problem.func
     adjoint = torch.zeros_like(grad_outputs[0])
-    adjoint_v = torch.zeros_like(adjoint) if stepper.carry_is_state else None
+    adjoint_v = None
     totals: list[Tensor | None] = [None] * len(inputs)
     first_state = None
     for i, (y, v) in states:
-        if grid.ends_segment(i):
-            adjoint = adjoint + grad_outputs[clock.anchor_outputs[grid.segment(i) + 1]]
-        inside = grid.interior(i)
+        if record.ends_segment(i):
+            adjoint = adjoint + grad_outputs[clock.anchor_outputs[record.segment(i) + 1]]
+        inside = record.interior(i)
         has_inside = inside.stop > inside.start
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)
@@ -99,14 +99,14 @@ def reverse_sweep(
             if v is not None:
                 v = v.detach().requires_grad_(True)
                 wrt.append(v)
-            span = clock.span(grid.segment(i), grid.start(i), grid.end(i))
+            span = clock.span(record.segment(i), record.start(i), record.end(i))
             y1, ks = stepper.step(replay.evaluator(i), span, z, v, full=has_inside)
             outs.append(y1)
             if v is not None:
-                outs.append(ks[-1])
-                cotangents.append(adjoint_v)
+                outs.append(stepper.carry(ks))
+                cotangents.append(torch.zeros_like(adjoint) if adjoint_v is None else adjoint_v)
             if has_inside:
-                f1 = stepper.end_derivative(func, span, y1, ks) if stepper.interpolant_needs_end_derivative else None
+                f1 = stepper.end_derivative(func, span, y1, ks) if stepper.needs_end_derivative else None
                 outs.append(stepper.interpolate(clock.theta(inside, span), z, y1, span.h, ks, f1))
                 cotangents.append(grad_outputs[inside])
             # retain_graph: func may use a graph built outside it from params, shared by all steps
@@ -132,22 +132,21 @@ def _add(total: Tensor | None, g: Tensor | None) -> Tensor | None:
     return g if total is None else total + g
 
 
-def solve_with_reverse_sweep(problem: Problem, policy) -> Tensor:
-    """Solve without a graph, keeping states by `policy`; differentiate by the reverse sweep."""
-    p = problem
+def solve_with_reverse_sweep(problem: Problem, policy, name: str) -> Tensor:
+    """Solve without a graph, keeping states by `policy`; differentiate by the reverse sweep.
+    `name` is the gradient method's, for its errors."""
     if not torch.is_grad_enabled():
-        outputs, _ = integrate(p.func, p.stepper, p.y0, p.f0, p.clock(p.times), p.control, p.stats)
+        outputs, _ = problem.integrate(problem.y0, problem.f0, problem.times)
         return torch.stack(outputs)
-    return _ReverseSweep.apply(p, policy, p.y0, p.times, *p.params)
+    return _ReverseSweep.apply(problem, policy, name, problem.y0, problem.times, *problem.params)
 
 
 class _ReverseSweep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, problem: Problem, policy, y0: Tensor, times: Tensor, *params: Tensor) -> Tensor:
-        p = problem
+    def forward(ctx, problem: Problem, policy, name: str, y0: Tensor, times: Tensor, *params: Tensor) -> Tensor:
         keep = policy.keep if any(ctx.needs_input_grad) else None
-        outputs, grid = integrate(p.func, p.stepper, y0, p.f0.detach(), p.clock(times), p.control, p.stats, keep=keep)
-        ctx.problem, ctx.policy, ctx.grid = problem, policy, grid
+        outputs, record = problem.integrate(y0, problem.f0.detach(), times, keep=keep)
+        ctx.problem, ctx.policy, ctx.name, ctx.record = problem, policy, name, record
         ctx.save_for_backward(times)
         return torch.stack(outputs)
 
@@ -156,21 +155,20 @@ class _ReverseSweep(torch.autograd.Function):
         problem = ctx.problem
         if torch.is_grad_enabled():
             raise RuntimeError(
-                f"gradient={problem.gradient!r} does not support double backward (create_graph=True); "
-                "use gradient='direct'"
+                f"gradient={ctx.name!r} does not support double backward (create_graph=True); use gradient='direct'"
             )
         (times,) = ctx.saved_tensors
-        need_times = ctx.needs_input_grad[3]
+        need_times = ctx.needs_input_grad[4]
         times = times.detach().requires_grad_(need_times)
         clock = problem.clock(times)
         inputs = (*problem.params, times) if need_times else problem.params
         problem.func.backward = True
         try:
-            replay = StepReplay(problem, ctx.grid, clock)
-            states = ctx.policy.reversed_states(len(ctx.grid), replay)
-            grad_y0, totals = reverse_sweep(problem, ctx.grid, clock, replay, states, grad_outputs, inputs)
+            replay = StepReplay(problem, ctx.record, clock)
+            states = ctx.policy.reversed_states(len(ctx.record), replay)
+            grad_y0, totals = reverse_sweep(problem, ctx.record, clock, replay, states, grad_outputs, inputs)
         finally:
             problem.func.backward = False
         grads = [torch.zeros_like(x) if g is None else g for g, x in zip(totals, inputs)]
         grad_times = grads.pop() if need_times else None
-        return None, None, grad_y0, grad_times, *grads
+        return None, None, None, grad_y0, grad_times, *grads

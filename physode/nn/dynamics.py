@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..system import State, StateValues, System
+from ..checks import check_count
+from ..model import State, StateValues, System
 from .mlp import MLP
 
 
@@ -21,8 +22,7 @@ class LatentDynamics(System):
     def of(cls, size: int, hidden: Sequence[int] = (100, 100), activation: str = "tanh", *,
            dtype: torch.dtype | None = None, device=None) -> LatentDynamics:
         """A LatentDynamics whose state z has `size` dims and whose field is MLP(size, size, hidden)."""
-        if not (isinstance(size, int) and size > 0):
-            raise ValueError(f"size must be a positive integer, got {size!r}")
+        check_count("size", size)
         if size not in cls._classes:
             cls._classes[size] = type(f"LatentDynamics{size}", (cls,), {"z": State((size,), dims=("latent",)),
                                                                        "__module__": cls.__module__})

@@ -12,27 +12,11 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from ..irregular import (
-    IrregularBatch,
-    Task,
-    extrapolation_task,
-    gaussian_log_likelihood,
-    interpolation_task,
-    mse,
-    series_variables,
-    subsample,
-)
-from ..timegrid import integrate_series
-from ..training import (
-    Loop,
-    TrainingResult,
-    check_lr,
-    check_optimizer,
-    check_positive_int,
-    fingerprint,
-    make_optimizer,
-    train,
-)
+from ..checks import check_count, check_fraction, check_real
+from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpolation_task, series_variables, subsample
+from ..series.losses import gaussian_log_likelihood, mse
+from ..series.timegrid import integrate_series
+from ..training import Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
 from .dynamics import LatentDynamics
 from .mlp import MLP
 from .odernn import ODERNN
@@ -73,10 +57,9 @@ class LatentODE(nn.Module):
                  atol: float = 1e-4, gradient: str = "aca", options: dict | None = None,
                  dtype: torch.dtype | None = None, device=None):
         super().__init__()
-        check_positive_int("features", features)
-        check_positive_int("latent", latent)
-        if not (isinstance(obs_std, (int, float)) and obs_std > 0):
-            raise ValueError(f"obs_std must be a positive number, got {obs_std!r}")
+        check_count("features", features)
+        check_count("latent", latent)
+        check_real("obs_std", obs_std, positive=True)
         dtype = dtype or torch.get_default_dtype()
         self.features, self.latent, self.obs_std = features, latent, float(obs_std)
         self.encoder = ODERNN(features, encoder_hidden, units=encoder_units, dtype=dtype, device=device)
@@ -184,12 +167,11 @@ class LatentODE(nn.Module):
             for value in fractions:
                 _check_task(name, value)
         for name, value in (("epochs", epochs), ("samples", samples), ("max_failures", max_failures)):
-            check_positive_int(name, value)
-        check_positive_int("batch_size", batch_size, allow_none=True)
-        check_positive_int("patience", patience, allow_none=True)
-        check_lr(lr)
-        if not 0 < lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+            check_count(name, value)
+        check_count("batch_size", batch_size, allow_none=True)
+        check_count("patience", patience, allow_none=True)
+        check_real("lr", lr, positive=True)
+        check_fraction("lr_decay", lr_decay, closed=True)
         if not isinstance(kl, KLAnnealing):
             raise TypeError(f"kl must be a KLAnnealing, got {type(kl).__name__}")
         if patience is not None and validation is None:
@@ -278,8 +260,7 @@ def _split(full: IrregularBatch) -> float:
 def _check_task(task: str, fraction: float) -> None:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    check_fraction("fraction", fraction, closed=True)
 
 
 def _message(logs: dict) -> str:

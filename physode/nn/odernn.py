@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..irregular import IrregularBatch
+from ..checks import check_count
+from ..series.irregular import IrregularBatch
 from ..solve import FIXED_STEP_METHODS
 from .dynamics import LatentDynamics
 
@@ -27,8 +28,7 @@ class ODERNN(nn.Module):
                  dtype: torch.dtype | None = None, device=None):
         super().__init__()
         for name, value in (("features", features), ("hidden", hidden), ("steps", steps)):
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_count(name, value)
         self.features, self.hidden = features, hidden
         self.dynamics = LatentDynamics.of(hidden, tuple(units), dtype=dtype, device=device)
         self.cell = nn.GRUCell(2 * features, hidden).to(dtype=dtype or torch.get_default_dtype(), device=device)

@@ -1,19 +1,21 @@
-"""Numerics: Runge-Kutta and leapfrog steps, step-size control and the stepping loop. Imports
+"""Numerics: Runge-Kutta and leapfrog steps, step-size controllers and the stepping loop. Imports
 nothing else of physode."""
 
 from .alf import AsynchronousLeapfrog
 from .clock import Clock, Node, Span
-from .control import PIController, StepControl
+from .control import ConstantStep, Controller, IController, PIController, Tolerance, Trial, check_setting
 from .errors import SolverError
-from .grid import Grid
+from .layout import StateLayout, StateTensors
 from .loop import integrate
+from .record import StepRecord
 from .rk import RungeKutta
 from .stats import CountedFunc, Stats
-from .stepper import FIXED_STEP_METHODS, METHODS, STEPPERS, Stepper, make_stepper
+from .stepper import FIXED_STEP_METHODS, METHODS, REGISTRY, DenseOutput, Method, Reversible, Stepper, make_stepper
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
-    "FIXED_STEP_METHODS", "METHODS", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Clock",
-    "CountedFunc", "Grid", "Node", "PIController", "RungeKutta", "STEPPERS", "SolverError", "Span", "Stats",
-    "StepControl", "Stepper", "integrate", "make_stepper",
+    "FIXED_STEP_METHODS", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Clock",
+    "ConstantStep", "Controller", "CountedFunc", "DenseOutput", "IController", "Method", "Node", "PIController",
+    "Reversible", "RungeKutta", "SolverError", "Span", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
+    "Tolerance", "Trial", "check_setting", "integrate", "make_stepper",
 ]

@@ -28,30 +28,44 @@ class AsynchronousLeapfrog:
 
     name = "alf"
     order = 2
-    error_exponent_order = 2
+    error_order = 2
     adaptive = True
-    carries = True
-    carry_is_state = True
     has_dense_output = False
-    interpolant_needs_end_derivative = False
-    # the classical integral controller: on a neural ODE it takes about 20% fewer steps than
-    # the PI defaults tuned for dopri5, at the same tolerance (benchmarks/memory.py)
-    controller_defaults = {"beta1": 1.0, "beta2": 0.0}
+    inverse_hint = "raise options['eta'] toward 1"
 
     def __init__(self, eta: float = 1.0):
         if not (isinstance(eta, (int, float)) and 0 < eta <= 1 and eta != 0.5):
             raise ValueError(f"options['eta'] must be in (0, 1] and not 0.5 (not invertible), got {eta!r}")
         self.eta = float(eta)
 
+    def __repr__(self) -> str:
+        return f"AsynchronousLeapfrog(eta={self.eta})"
+
+    @property
+    def inverse_growth(self) -> float:
+        """|1 / (2 eta - 1)|: how much the inverse step amplifies an error in v."""
+        return abs(1.0 / (2.0 * self.eta - 1.0))
+
+    inverse_hint = "raise options['eta'] toward 1"
+
     def step(
-        self, func: Callable, span: Span, z: Tensor, v: Tensor, full: bool = True
+        self, func: Callable, span: Span, z: Tensor, carry: Tensor, full: bool = True
     ) -> tuple[Tensor, list[Tensor]]:
-        """One step from (z, v) at span.t0; returns z1 and [v, u, v1]. (`full` has no effect.)"""
+        """One step from (z, v = carry) at span.t0; returns z1 and [v, u, v1]. (`full` has no effect.)"""
+        v = carry
         half = span.h * 0.5
         z_half = torch.addcmul(z, half, v)
         u = func(span.t0 + half, z_half)
         v1 = v + (u - v) * (2.0 * self.eta)
         return torch.addcmul(z_half, half, v1), [v, u, v1]
+
+    def carry(self, ks: list[Tensor]) -> Tensor:
+        """The velocity v1."""
+        return ks[-1]
+
+    def state_carry(self, carry: Tensor | None) -> Tensor | None:
+        """The velocity is part of the state."""
+        return carry
 
     def inverse(self, func: Callable, span: Span, z1: Tensor, v1: Tensor) -> tuple[Tensor, Tensor]:
         """The state (z, v) at span.t0 that `step` maps to (z1, v1), exactly up to round-off."""

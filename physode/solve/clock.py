@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-
 from torch import Tensor
 
 
@@ -47,10 +46,16 @@ class Clock:
         # outputs strictly inside a segment, found by dense output
         self.interior = range(0) if land else range(1, max(last, 1))
 
-    def value(self, segment: int, node: Node) -> float:
-        """The time of a node, as a Python float."""
+    def node(self, segment: int, t: float, placement: str) -> Node:
+        """The node at time t inside a segment: at its fraction of the segment ("fraction", for
+        adaptive steps) or at its offset from the segment's start ("offset", for constant steps)."""
         a0, a1 = self.anchor_values[segment], self.anchor_values[segment + 1]
-        return (a0 if node.s == 0.0 else a1 if node.s == 1.0 else a0 * (1.0 - node.s) + a1 * node.s) + node.offset
+        return Node((t - a0) / (a1 - a0)) if placement == "fraction" else Node(0.0, t - a0)
+
+    def scale(self, segment: int, node: Node) -> float:
+        """The magnitude of the numbers a node's time is made of, which bounds its round-off."""
+        a0, a1 = self.anchor_values[segment], self.anchor_values[segment + 1]
+        return abs(a0) * (1 - node.s) + abs(a1) * node.s + abs(node.offset)
 
     def span(self, segment: int, start: Node, end: Node) -> Span:
         """The step between two nodes of a segment; exactly on the anchors at s = 0 and s = 1.

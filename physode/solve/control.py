@@ -1,28 +1,50 @@
-"""Error norm, initial step and step-size control of the adaptive methods."""
+"""Error norm, initial step and the step-size controllers.
+
+A controller is an immutable configuration. What changes during a solve is its state: `init`
+makes it with the first step size, and `adapt` returns it anew after every attempted step, with
+the verdict and the next step size (the design of diffrax's and torchode's controllers).
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
+from .errors import SolverError
 
-def error_ratio(error: Tensor, y0: Tensor, y1: Tensor, rtol: float | Tensor, atol: float | Tensor) -> Tensor:
-    """RMS norm of error / (atol + rtol max(|y0|, |y1|)); the step is acceptable when <= 1.
 
-    Hairer, Norsett & Wanner, Solving ODEs I, II.4, eq. (4.11).
-    """
-    scale = atol + rtol * torch.maximum(y0.abs(), y1.abs())
-    return (error / scale).square().mean().sqrt()
+@dataclass(frozen=True)
+class Tolerance:
+    """Relative and absolute tolerances: numbers, or tensors shaped like the solver's flat state."""
+
+    rtol: float | Tensor
+    atol: float | Tensor
+
+    def ratio(self, error: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
+        """RMS norm of error / (atol + rtol max(|y0|, |y1|)); the step is acceptable when <= 1.
+
+        Hairer, Norsett & Wanner, Solving ODEs I, II.4, eq. (4.11).
+        """
+        return _rms(error / (self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())))
+
+    def norm(self, x: Tensor, y: Tensor) -> float:
+        """RMS norm of x / (atol + rtol |y|), as a float."""
+        return _rms(x / (self.atol + self.rtol * y.abs())).item()
+
+
+def _rms(x: Tensor) -> Tensor:
+    return x.square().mean().sqrt()
 
 
 @torch.no_grad()
 def initial_step(
-    func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, q: int,
-    rtol: float | Tensor, atol: float | Tensor, limit: float,
+    func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, q: int, tolerance: Tolerance, limit: float,
 ) -> float:
     """Starting step size magnitude, at most `limit` (Hairer, Norsett & Wanner, Solving ODEs I, II.4).
 
@@ -31,20 +53,88 @@ def initial_step(
     the DOPRI5 code). `limit` must not exceed the distance to the end of the span, so that the
     probe stays inside it.
     """
-    scale = atol + rtol * y0.abs()
-    d0 = (y0 / scale).square().mean().sqrt().item()
-    d1 = (f0 / scale).square().mean().sqrt().item()
+    d0, d1 = tolerance.norm(y0, y0), tolerance.norm(f0, y0)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, limit)
     t1 = torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device)
     t1 = t1.clamp(*sorted((t0, t0 + direction * limit)))
     f1 = func(t1, y0 + (direction * h0) * f0)
-    d2 = ((f1 - f0) / scale).square().mean().sqrt().item() / h0
+    d2 = tolerance.norm(f1 - f0, y0) / h0
     if max(d1, d2) <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / q)
     return min(100 * h0, h1, limit)
+
+
+class Trial(NamedTuple):
+    """An attempted step as a controller judges it: from time t0 to t1, of size h (its magnitude),
+    where the controller had proposed h_wanted (h is shorter when the step was cut to land on an
+    output time); states y0 and y1; `error()` the stepper's local error estimate, computed on
+    demand; `steps` accepted before it; `t_scale` the magnitude of the numbers t0 is made of."""
+
+    t0: float
+    t1: float
+    h_wanted: float
+    h: float
+    y0: Tensor
+    y1: Tensor
+    error: Callable[[], Tensor]
+    steps: int
+    t_scale: float
+
+
+class Controller(Protocol):
+    """Chooses the step sizes of the stepping loop.
+
+    `init` returns the first step size and the controller's state; `adapt` returns whether the
+    attempted step is accepted, the next step size to try and the new state, or raises
+    SolverError when the integration cannot go on. `placement` ties accepted step ends to the
+    output times ("fraction" of their segment, or "offset" from its start; see Clock.node), and
+    `adaptive` controllers read the stepper's error estimate.
+    """
+
+    placement: str
+    adaptive: bool
+
+    def init(
+        self, func: Callable, t0: float, y0: Tensor, f0: Tensor, direction: float, length: float, q: int,
+        tolerance: Tolerance,
+    ) -> tuple[float, Any]: ...
+
+    def adapt(self, state: Any, trial: Trial) -> tuple[bool, float, Any]: ...
+
+
+def check_setting(name: str, value, label: str) -> None:
+    """Raise a ValueError, naming the setting as `label`, unless `value` suits controller setting `name`."""
+    if name in ("first_step", "max_step", "h"):
+        if value is None and name == "first_step":
+            return
+        if not (_is_real(value) and value > 0 and (name == "max_step" or math.isfinite(value))):
+            raise ValueError(f"{label} must be a positive number, got {value!r}")
+        return
+    if not (_is_real(value) and math.isfinite(value)):
+        raise ValueError(f"{label} must be a finite number, got {value!r}")
+    if name == "beta2":
+        if value < 0:
+            raise ValueError(f"{label} must be >= 0, got {value!r}")
+    elif not value > 0:
+        raise ValueError(f"{label} must be positive, got {value!r}")
+    if name == "safety" and not value <= 1:
+        raise ValueError(f"{label} must be in (0, 1], got {value!r}")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _PIState(NamedTuple):
+    tolerance: Tolerance
+    q: int
+    eps: float
+    length: float
+    err_previous: float = 1.0  # no history before the first step
+    after_rejection: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +147,8 @@ class PIController:
     and never growing right after a rejection. After a rejected step: h * max(min_factor,
     safety * err_n^(-1/q)). The defaults are DOPRI5's (err_n^-0.17 err_{n-1}^0.04 at q = 5), except
     that the first step has no history (err_{n-1} = 1, where DOPRI5 starts from 1e-4 and so damps
-    the first growth by 0.69); beta1 = 1, beta2 = 0 gives the classical integral controller.
+    the first growth by 0.69). Steps are at most `max_step`; the first is `first_step`, or chosen
+    by `initial_step`. A rejected step shorter than 4 eps times the time's magnitude is an underflow.
     """
 
     safety: float = 0.9
@@ -65,44 +156,72 @@ class PIController:
     max_factor: float = 10.0
     beta1: float = 0.85
     beta2: float = 0.2
+    first_step: float | None = None
+    max_step: float = math.inf
+
+    placement = "fraction"
+    adaptive = True
 
     def __post_init__(self):
-        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ValueError(f"options[{name!r}] must be a finite number, got {value!r}")
-            if name != "beta2" and not value > 0:
-                raise ValueError(f"options[{name!r}] must be positive, got {value!r}")
-        if not 0 < self.safety <= 1:
-            raise ValueError(f"options['safety'] must be in (0, 1], got {self.safety!r}")
+        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2", "first_step", "max_step"):
+            check_setting(name, getattr(self, name), f"{type(self).__name__} {name}")
         if not self.min_factor < 1 < self.max_factor:
-            raise ValueError(
-                "options['min_factor'] must be < 1 < options['max_factor'], "
-                f"got {self.min_factor!r} and {self.max_factor!r}"
-            )
-        if self.beta2 < 0:
-            raise ValueError(f"options['beta2'] must be >= 0, got {self.beta2!r}")
+            raise ValueError(f"{type(self).__name__} needs min_factor < 1 < max_factor, "
+                             f"got {self.min_factor!r} and {self.max_factor!r}")
 
-    def accepted(self, err: float, err_previous: float, q: int, after_rejection: bool) -> float:
-        err = max(err, 1e-10)
-        factor = self.safety * err ** (-self.beta1 / q) * err_previous ** (self.beta2 / q)
-        upper = 1.0 if after_rejection else self.max_factor
-        return min(upper, max(self.min_factor, factor))
+    def init(self, func, t0, y0, f0, direction, length, q, tolerance):
+        if self.first_step is not None:
+            h = self.first_step
+        else:
+            h = initial_step(func, t0, y0, f0, direction, q, tolerance, limit=min(length, self.max_step))
+        return min(h, self.max_step), _PIState(tolerance, q, torch.finfo(y0.dtype).eps, length)
 
-    def rejected(self, err: float, q: int) -> float:
-        if not math.isfinite(err):
-            return self.min_factor
-        return min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q)))
+    def adapt(self, state: _PIState, trial: Trial) -> tuple[bool, float, _PIState]:
+        with torch.no_grad():
+            err = state.tolerance.ratio(trial.error(), trial.y0, trial.y1).item()
+        q = state.q
+        if not err <= 1.0:
+            factor = self.min_factor if not math.isfinite(err) else min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q)))
+            h = trial.h * factor
+            if h < 4 * state.eps * max(trial.t_scale, state.eps * state.length):
+                reason = "non-finite state" if not math.isfinite(err) else "step size underflow"
+                raise SolverError(reason, trial.t0, trial.steps,
+                                  hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field singular there")
+            return False, min(h, self.max_step), state._replace(after_rejection=True)
+        factor = self.safety * max(err, 1e-10) ** (-self.beta1 / q) * state.err_previous ** (self.beta2 / q)
+        factor = min(1.0 if state.after_rejection else self.max_factor, max(self.min_factor, factor))
+        h = trial.h * factor
+        if trial.h < trial.h_wanted:  # a step cut short to land on an output time: do not shrink for that
+            h = max(h, trial.h_wanted)
+        return True, min(h, self.max_step), state._replace(err_previous=max(err, 1e-4), after_rejection=False)
 
 
 @dataclass(frozen=True)
-class StepControl:
-    """How the loop chooses steps: tolerances and controller for adaptive methods, or a fixed step."""
+class IController(PIController):
+    """The classical integral controller: a PIController without error history (beta2 = 0),
+    h_new = h * safety * err_n^(-beta1/q), beta1 = 1 by default (Hairer, Norsett & Wanner, II.4, (4.13))."""
 
-    rtol: float | Tensor = 1e-6
-    atol: float | Tensor = 1e-8
-    controller: PIController = PIController()
-    first_step: float | None = None
-    max_step: float = math.inf
-    max_steps: int = 100_000
-    step_size: float | None = None
+    beta1: float = 1.0
+    beta2: float = field(default=0.0, init=False)
+
+
+@dataclass(frozen=True)
+class ConstantStep:
+    """Steps of a constant size h (the last step of each span between anchors is shortened to land
+    on it); no error estimate is read. A non-finite state stops the integration."""
+
+    h: float
+
+    placement = "offset"
+    adaptive = False
+
+    def __post_init__(self):
+        check_setting("h", self.h, "ConstantStep h")
+
+    def init(self, func, t0, y0, f0, direction, length, q, tolerance):
+        return float(self.h), None
+
+    def adapt(self, state: None, trial: Trial) -> tuple[bool, float, None]:
+        if not bool(torch.isfinite(trial.y1).all()):
+            raise SolverError("non-finite state", trial.t1, trial.steps, hint=f"step size {trial.h:.3g} may be too large")
+        return True, float(self.h), state

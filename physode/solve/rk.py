@@ -28,37 +28,39 @@ def combine(coefficients: Sequence[float], vectors: Sequence[Tensor]) -> Tensor:
 class RungeKutta:
     """An explicit Runge-Kutta method run from its tableau, with tensors of one dtype and device.
 
-    With an FSAL tableau the last stage f(t1, y1) is carried to the next step as its first stage.
+    With an FSAL tableau the last stage f(t1, y1) is the carry: the next step's first stage.
     """
 
-    carry_is_state = False
     has_dense_output = True
-    controller_defaults: dict[str, float] = {}
 
     def __init__(self, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device):
         self.tableau = tableau
-        self.name, self.order = tableau.name, tableau.order
-        self.adaptive, self.carries = tableau.adaptive, tableau.fsal
+        self.name, self.order, self.adaptive = tableau.name, tableau.order, tableau.adaptive
         basis = tableau.dense if tableau.dense is not None else _HERMITE
         self._basis = torch.tensor(basis, dtype=dtype, device=device)
         self._powers = torch.arange(1, self._basis.shape[1] + 1, dtype=dtype, device=device)
 
     @property
-    def error_exponent_order(self) -> int:
+    def error_order(self) -> int:
         """q in err ~ h^q: one more than the order of the lower-order member of the pair."""
         return min(self.tableau.order, self.tableau.error_order or self.tableau.order) + 1
 
+    @property
+    def needs_end_derivative(self) -> bool:
+        """The cubic Hermite interpolant (methods without a continuous extension) uses f(t1, y1)."""
+        return self.tableau.dense is None
+
     def step(
-        self, func: Callable, span: Span, y: Tensor, k1: Tensor | None = None, full: bool = True,
+        self, func: Callable, span: Span, y: Tensor, carry: Tensor | None = None, full: bool = True,
     ) -> tuple[Tensor, list[Tensor]]:
         """Take one step from y at span.t0 to span.t1; returns y1 and the stages k.
 
         With full=False only the stages y1 depends on are evaluated (no error estimate, and the
-        FSAL stage is skipped); k1 = f(t0, y) may be passed in when it is already known. Stages
-        with c = 1 are evaluated at exactly t1.
+        FSAL stage is skipped); the first stage k1 = f(t0, y) is taken from `carry` when it is
+        already known. Stages with c = 1 are evaluated at exactly t1.
         """
         tab, h = self.tableau, span.h
-        ks = [func(span.t0, y) if k1 is None else k1]
+        ks = [func(span.t0, y) if carry is None else carry]
         n = tab.stages if full else tab.solution_stages
         y1 = None
         for i in range(1, n):
@@ -70,19 +72,22 @@ class RungeKutta:
             y1 = torch.addcmul(y, h, combine(tab.b, ks))
         return y1, ks
 
+    def carry(self, ks: list[Tensor]) -> Tensor | None:
+        """The FSAL stage f(t1, y1), when the step computed it."""
+        return ks[-1] if self.tableau.fsal and len(ks) == self.tableau.stages else None
+
+    def state_carry(self, carry: Tensor | None) -> None:
+        """An FSAL stage is a cache, not state."""
+        return None
+
     def error(self, h: Tensor, ks: list[Tensor]) -> Tensor:
         """Local error estimate h sum_i (b_i - b_hat_i) k_i of the embedded pair."""
         return combine(self.tableau.b_error, ks) * h
 
     def end_derivative(self, func: Callable, span: Span, y1: Tensor, ks: list[Tensor]) -> Tensor:
         """f(t1, y1): the FSAL stage when the step computed it, else one more evaluation."""
-        if self.tableau.fsal and len(ks) == self.tableau.stages:
-            return ks[-1]
-        return func(span.t1, y1)
-
-    @property
-    def interpolant_needs_end_derivative(self) -> bool:
-        return self.tableau.dense is None
+        carry = self.carry(ks)
+        return func(span.t1, y1) if carry is None else carry
 
     def interpolate(
         self, theta: Tensor, y0: Tensor, y1: Tensor, h: Tensor, ks: list[Tensor], f1: Tensor | None

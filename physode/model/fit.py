@@ -13,19 +13,12 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from . import data as data_io
+from ..checks import check_count, check_fraction, check_real
+from ..series import dataset
+from ..series.losses import check_penalty, masked_loss
+from ..training import Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
 from .estimates import InitialState, ShootingNodes
-from .losses import check_penalty, masked_loss
-from .training import (
-    Loop,
-    TrainingResult,
-    check_lr,
-    check_optimizer,
-    check_positive_int,
-    fingerprint,
-    make_optimizer,
-    train,
-)
+from .report import parameter_report
 
 
 @dataclass(kw_only=True)
@@ -40,9 +33,11 @@ class FitResult(TrainingResult):
     initial_state: xr.Dataset
     _report: Callable | None = field(default=None, repr=False)
 
-    def report(self):
-        """Fitted physical parameters with Gauss-Newton standard errors (a pandas DataFrame)."""
-        return self._report()
+    def report(self, **solver):
+        """Fitted physical parameters with Gauss-Newton standard errors (a pandas DataFrame), from
+        solves with the fit's solver settings; `solver` keywords (method, rtol, atol, options)
+        override them, e.g. tighter tolerances for the Jacobian."""
+        return self._report(**solver)
 
 
 @dataclass
@@ -89,7 +84,7 @@ def fit(
     reference = next(iter(system.parameters()), None)
     dtype = reference.dtype if reference is not None else torch.get_default_dtype()
     device = reference.device if reference is not None else torch.device("cpu")
-    times, observed = data_io.observations(data, system, dtype, device)
+    times, observed = dataset.observations(data, system, dtype, device)
     series_count, time_count = next(iter(observed.values())).shape[:2]
     train_count = time_count - (round(validation * time_count) if validation else 0)
     if validation and not 2 <= train_count < time_count:
@@ -126,7 +121,7 @@ def fit(
         if not validation:
             return None
         with torch.no_grad():
-            predicted = system.integrate(estimates(), times, **{**solver, "gradient": "direct"})
+            predicted = system.integrate(estimates(), times, **solver)
         tail = {name: values[:, train_count:] for name, values in observed.items()}
         return masked_loss({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
                            weight[train_count:] if weight is not None else None).item()
@@ -149,19 +144,18 @@ def _with_parameters(callback: Callable, system) -> Callable:
 
 
 def _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures) -> None:
-    check_positive_int("epochs", epochs)
-    check_positive_int("batch_size", batch_size, allow_none=True)
-    check_positive_int("patience", patience, allow_none=True)
-    check_positive_int("max_failures", max_failures)
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size, allow_none=True)
+    check_count("patience", patience, allow_none=True)
+    check_count("max_failures", max_failures)
     if shooting is not None and not (isinstance(shooting, int) and shooting >= 2):
         raise ValueError(f"shooting must be an integer number of time intervals per window, >= 2, got {shooting!r}")
-    check_lr(lr)
-    if validation is not None and not (isinstance(validation, float) and 0 < validation < 1):
-        raise ValueError(f"validation must be a fraction of the time points in (0, 1), got {validation!r}")
+    check_real("lr", lr, positive=True)
+    if validation is not None:
+        check_fraction("validation", validation)
     if patience is not None and validation is None:
         raise ValueError("patience (early stopping) needs a validation fraction")
-    if not (isinstance(continuity, (int, float)) and continuity >= 0):
-        raise ValueError(f"continuity must be a non-negative number, got {continuity!r}")
+    check_real("continuity", continuity, positive=False)
     check_optimizer(optimizer)
 
 
@@ -178,7 +172,7 @@ def _time_weight(time_weight, times: Tensor) -> Tensor | None:
 def _initial_guess(system, times, observed, initial_state, dtype, device) -> dict[str, Tensor]:
     """system.initial_guess, overridden by `initial_state` where given; (series, *shape) per state."""
     series = next(iter(observed.values())).shape[0]
-    guess = {**system.initial_guess(times, observed), **data_io.as_mapping(initial_state)}
+    guess = {**system.initial_guess(times, observed), **dataset.as_mapping(initial_state)}
     result = {}
     for name, state in type(system).states().items():
         value = torch.as_tensor(np.asarray(guess[name].detach().cpu() if isinstance(guess[name], Tensor) else guess[name],
@@ -203,7 +197,7 @@ def _shooting_nodes(system, estimates, times, shooting, solver) -> ShootingNodes
     """Window starts initialised along a simulation of the initial model."""
     windows = _shooting_windows(len(times), shooting)
     with torch.no_grad():
-        path = system.integrate(estimates(), times, **{**solver, "gradient": "direct"})
+        path = system.integrate(estimates(), times, **solver)
     starts = {name: torch.stack([values[:, first] for first, _ in windows[1:]], dim=1) for name, values in path.items()}
     return ShootingNodes(starts)
 
@@ -243,10 +237,8 @@ def _fingerprint(system, data, settings: dict) -> str:
 
 
 def _result(system, estimates, data, run, solver) -> FitResult:
-    from .report import parameter_report
-
     with torch.no_grad():
-        initial = data_io.state_dataset(system, estimates(), series=data["series"].values)
+        initial = dataset.state_dataset(system, estimates(), series=data["series"].values)
     units = {name: p.units for name, p in type(system).physical_parameters().items()}
     return FitResult(**TrainingResult.fields(run, units), parameters=system.parameter_values(), initial_state=initial,
-                     _report=lambda: parameter_report(system, estimates, data, solver))
+                     _report=lambda **overrides: parameter_report(system, estimates, data, {**solver, **overrides}))

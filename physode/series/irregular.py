@@ -1,7 +1,6 @@
 """Irregularly sampled series (Rubanova, Chen & Duvenaud, "Latent ODEs for irregularly-sampled
 time series", NeurIPS 2019): a batch is the union of its series' observation times with an
-observation mask; subsampling; the interpolation and extrapolation tasks; losses averaged per
-series and per feature, so that densely observed series do not dominate."""
+observation mask; subsampling; the interpolation and extrapolation tasks."""
 
 from __future__ import annotations
 
@@ -12,6 +11,8 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import Tensor
+
+from ..checks import check_dataset, check_fraction
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class IrregularBatch:
         """The batch of an xarray.Dataset (series, time, ...) with NaN = not observed: the features
         are the variables' trailing dims flattened, in order (default: every data variable with
         dims series and time first)."""
-        _check_dataset(ds)
+        check_dataset(ds)
         names = list(variables) if variables is not None else series_variables(ds)
         if not names:
             raise ValueError("the dataset has no variable with dims ('series', 'time', ...)")
@@ -138,7 +139,7 @@ def subsample(batch: IrregularBatch, fraction: float, *, generator: torch.Genera
 def subsample_dataset(ds: xr.Dataset, fraction: float, *, seed: int = 0) -> xr.Dataset:
     """The Dataset with only round(fraction * n) of each series' n observed time points kept (the
     others set to NaN in every variable with dims series and time), fixed by `seed`."""
-    _check_dataset(ds)
+    check_dataset(ds)
     observed = np.zeros((ds.sizes["series"], ds.sizes["time"]), dtype=bool)
     for name in series_variables(ds):
         values = np.isfinite(np.asarray(ds[name].values, dtype=float))
@@ -150,8 +151,7 @@ def subsample_dataset(ds: xr.Dataset, fraction: float, *, seed: int = 0) -> xr.D
 
 def _keep(observed: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
     """(series, T) bool: round(fraction * n) (at least one) of each row's n observed points, at random."""
-    if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1):
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    check_fraction("fraction", fraction, closed=True)
     count = (observed.sum(dim=1).double() * fraction).round().clamp_min(1)
     scores = torch.rand(observed.shape, generator=generator, dtype=torch.float64).to(observed.device)
     scores = torch.where(observed, scores, torch.full_like(scores, 2.0))
@@ -189,41 +189,6 @@ def extrapolation_task(batch: IrregularBatch, fraction: float = 1.0, *, split: f
     return Task(subsample(before, fraction, generator=generator), after)
 
 
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Per series: the mean over features of each feature's mean over its observed time points.
-
-    values (..., series, T, features), mask (series, T, features). Features a series never
-    observes do not count; the result has shape (..., series).
-    """
-    count = mask.sum(dim=-2)
-    per_feature = (values * mask).sum(dim=-2) / count.clamp_min(1)
-    seen = (count > 0).to(values.dtype)
-    return (per_feature * seen).sum(dim=-1) / seen.sum(dim=-1).clamp_min(1)
-
-
-def mse(prediction: Tensor, target: IrregularBatch) -> Tensor:
-    """Mean squared error over the observed entries of `target`, averaged per series and feature."""
-    return masked_mean((prediction - target.values).square(), target.mask).mean()
-
-
-def gaussian_log_likelihood(prediction: Tensor, target: IrregularBatch, std: float) -> Tensor:
-    """log N(target | prediction, std^2) per observed entry, averaged per series and feature:
-    shape (..., series)."""
-    z = (target.values - prediction) / std
-    log_density = -0.5 * z.square() - np.log(std) - 0.5 * np.log(2 * np.pi)
-    return masked_mean(log_density, target.mask)
-
-
 def series_variables(ds: xr.Dataset) -> list[str]:
     """The data variables whose first dims are (series, time), in order."""
     return [name for name in ds.data_vars if ds[name].dims[:2] == ("series", "time")]
-
-
-def _check_dataset(ds) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"data must be an xarray.Dataset, got {type(ds).__name__}")
-    for dim in ("series", "time"):
-        if dim not in ds.dims:
-            raise ValueError(f"the dataset has no {dim!r} dimension (dims: {list(ds.dims)})")
-    if "time" not in ds.coords:
-        raise ValueError("the dataset has no 'time' coordinate")

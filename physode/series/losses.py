@@ -1,11 +1,16 @@
-"""Losses between predicted and observed states, over the observed entries only (NaN = unobserved)."""
+"""Losses between predictions and observations, over the observed entries only: of a System's
+states (NaN = unobserved), and of irregular batches (a mask), averaged per series and per
+feature so that densely observed series do not dominate."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .irregular import IrregularBatch
 
 # elementwise penalties of the residual r = prediction - observation
 PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {
@@ -43,3 +48,28 @@ def check_penalty(loss) -> str | Callable:
     if not isinstance(loss, str) and not callable(loss):
         raise TypeError(f"loss must be one of {sorted(PENALTIES)} or a callable of the residual, got {type(loss).__name__}")
     return loss
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Per series: the mean over features of each feature's mean over its observed time points.
+
+    values (..., series, T, features), mask (series, T, features). Features a series never
+    observes do not count; the result has shape (..., series).
+    """
+    count = mask.sum(dim=-2)
+    per_feature = (values * mask).sum(dim=-2) / count.clamp_min(1)
+    seen = (count > 0).to(values.dtype)
+    return (per_feature * seen).sum(dim=-1) / seen.sum(dim=-1).clamp_min(1)
+
+
+def mse(prediction: Tensor, target: IrregularBatch) -> Tensor:
+    """Mean squared error over the observed entries of `target`, averaged per series and feature."""
+    return masked_mean((prediction - target.values).square(), target.mask).mean()
+
+
+def gaussian_log_likelihood(prediction: Tensor, target: IrregularBatch, std: float) -> Tensor:
+    """log N(target | prediction, std^2) per observed entry, averaged per series and feature:
+    shape (..., series)."""
+    z = (target.values - prediction) / std
+    log_density = -0.5 * z.square() - np.log(std) - 0.5 * np.log(2 * np.pi)
+    return masked_mean(log_density, target.mask)

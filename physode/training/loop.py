@@ -20,9 +20,9 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from . import checkpoint as checkpoint_io
+from ..solve import SolverError
+from . import store
 from .progress import Progress
-from .solve import SolverError
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
@@ -204,13 +204,6 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
     return _finish(run, loop, result)
 
 
-def check_positive_int(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def fingerprint(name: str, pieces, settings: dict, module: nn.Module) -> str:
     """What identifies a fit, so that a checkpoint resumes only the fit that wrote it: a hash of
     `name`, the data (`pieces`: bytes or arrays, in order), the settings and the parameter shapes."""
@@ -230,11 +223,6 @@ def check_optimizer(optimizer) -> None:
 
 def make_optimizer(optimizer, trainable: list[Tensor], lr: float) -> torch.optim.Optimizer:
     return OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
-
-
-def check_lr(lr) -> None:
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
 
 
 def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
@@ -280,7 +268,7 @@ def _clone(state_dict) -> dict:
 
 
 def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
-    checkpoint_io.save(path, {
+    store.save(path, {
         "fingerprint": fingerprint, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
         "history": run.history, "since_best": run.since_best, "best": run.best,
         "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.optimizer.state_dict(),
@@ -289,7 +277,7 @@ def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
 
 
 def _restore(path, fingerprint: str, loop: Loop, generator) -> Run:
-    saved = checkpoint_io.load(path)
+    saved = store.load(path)
     if saved["fingerprint"] != fingerprint:
         raise ValueError(f"the checkpoint {os.fspath(path)} was written by a different fit (other data, model or "
                          "settings); pass resume=False to start over, or another checkpoint path")

@@ -9,17 +9,17 @@ from .clock import SEGMENT_END, SEGMENT_START, Node
 _NONE = slice(0, 0)
 
 
-class Grid:
+class StepRecord:
     """Accepted step i runs inside anchor segment(i) from node start(i) to node end(i).
 
     Only each step's segment and the position of its end are stored (its fraction s of the segment
-    for adaptive steps, its offset from the segment's start for fixed steps); a step ends its
-    segment when the next step lies in another one, and starts where the previous one ended.
-    `interior(i)` is the slice of output indices interpolated inside step i.
+    when `placement` is "fraction", its offset from the segment's start when it is "offset"); a
+    step ends its segment when the next step lies in another one, and starts where the previous
+    one ended. `interior(i)` is the slice of output indices interpolated inside step i.
     """
 
-    def __init__(self, adaptive: bool):
-        self.adaptive = adaptive
+    def __init__(self, placement: str):
+        self.by_fraction = placement == "fraction"
         self._segment = array("i")
         self._end = array("d")
         self._interior: dict[int, slice] = {}
@@ -29,7 +29,7 @@ class Grid:
 
     def append(self, segment: int, end: Node, interior: slice) -> None:
         self._segment.append(segment)
-        self._end.append(end.s if self.adaptive else end.offset)
+        self._end.append(end.s if self.by_fraction else end.offset)
         if interior.stop > interior.start:
             self._interior[len(self._segment) - 1] = interior
 
@@ -42,7 +42,7 @@ class Grid:
     def end(self, i: int) -> Node:
         if self.ends_segment(i):
             return SEGMENT_END
-        return Node(self._end[i]) if self.adaptive else Node(0.0, self._end[i])
+        return Node(self._end[i]) if self.by_fraction else Node(0.0, self._end[i])
 
     def start(self, i: int) -> Node:
         return SEGMENT_START if i == 0 or self.ends_segment(i - 1) else self.end(i - 1)

@@ -16,18 +16,13 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from ..checks import check_dataset
+
 
 def validate(ds, system) -> None:
     """Raise a ValueError naming the problem if `ds` cannot serve as observations of `system`."""
     name = type(system).__name__
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"observations must be an xarray.Dataset, got {type(ds).__name__}")
-    for dim in ("series", "time"):
-        if dim not in ds.dims:
-            raise ValueError(f"the dataset has no {dim!r} dimension (dims: {list(ds.dims)}); "
-                             "physode datasets have dims ('series', 'time', *state dims)")
-    if "time" not in ds.coords:
-        raise ValueError("the dataset has no 'time' coordinate")
+    check_dataset(ds, "observations")
     time = np.asarray(ds["time"].values, dtype=float)
     if not np.all(np.isfinite(time)) or np.any(np.diff(time) <= 0):
         raise ValueError("the dataset's time coordinate must be finite and strictly increasing")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
-from . import data as data_io
+from ..series import dataset
 
 
 def parameter_report(system, estimates, data, solver: dict, relative_step: float = 1e-4):
@@ -17,11 +18,10 @@ def parameter_report(system, estimates, data, solver: dict, relative_step: float
     initial-state entry), the Gauss-Newton (Laplace) covariance is s^2 (J^T J)^-1 with
     s^2 = |r|^2 / (n - p) (Bates & Watts, Nonlinear Regression Analysis, 1988, 2.3). The learned
     terms are held at their fitted values, so the errors are conditional on them. J is taken by
-    central differences of relative step `relative_step`, each solve at rtol = atol = 1e-10 in
-    float64 (1e-6 in float32) so that the solver's own error does not enter it.
+    central differences of relative step `relative_step`, each solve with the `solver` settings
+    (method, rtol, atol, options, gradient) and without a graph, so that the Jacobian is that of
+    the model as fitted; where those tolerances are loose, pass tighter ones (FitResult.report).
     """
-    import pandas as pd
-
     with torch.no_grad():
         columns, labels = _jacobian(system, estimates, data, solver, relative_step)
     residual = columns.pop("residual")
@@ -47,13 +47,11 @@ def parameter_report(system, estimates, data, solver: dict, relative_step: float
 def _jacobian(system, estimates, data, solver, relative_step) -> tuple[dict[str, Tensor], list[tuple[str, int]]]:
     """Residual vector and its central-difference derivative columns, physical parameters first."""
     reference = next(iter(system.parameters()))
-    times, observed = data_io.observations(data, system, reference.dtype, reference.device)
-    tight = 1e-10 if reference.dtype == torch.float64 else 1e-6
-    options = {**solver, "rtol": tight, "atol": tight, "gradient": "direct"}
+    times, observed = dataset.observations(data, system, reference.dtype, reference.device)
     start = estimates()
 
     def residual(initial: dict[str, Tensor]) -> Tensor:
-        predicted = system.integrate(initial, times, **options)
+        predicted = system.integrate(initial, times, **solver)
         return torch.cat([(predicted[n] - v)[torch.isfinite(v)] for n, v in observed.items()])
 
     columns = {"residual": residual(start)}

@@ -8,16 +8,23 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .inputs import check_params
+from ..checks import check_params
+from ..odeint import Solution, solve
+from ..solve import StateTensors
 
 GRIDS = ("auto", "union", "rescaled")
 
-State = Tensor | tuple[Tensor, ...]
+
+def integrate_series(func: Callable, y0: StateTensors, times: Tensor, observed: Tensor, *,
+                     start: Tensor | None = None, grid: str = "auto", **solver) -> StateTensors:
+    """The states y (series, T, ...) of `solve_series` at `times`."""
+    return solve_series(func, y0, times, observed, start=start, grid=grid, **solver).ys
 
 
-def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor, *, start: Tensor | None = None,
-                     grid: str = "auto", **solver) -> State:
-    """Solve dy/dt = func(t, y) for a batch of series and return y (series, T, ...) at `times`.
+def solve_series(func: Callable, y0: StateTensors, times: Tensor, observed: Tensor, *, start: Tensor | None = None,
+                 grid: str = "auto", **solver) -> Solution:
+    """Solve dy/dt = func(t, y) for a batch of series; a Solution with `times`, y (series, T, ...)
+    at them and the work counts of the one solve.
 
     y0: the state of every series (series, ...) (or a tuple of such) at its start; `times` (T,)
     the batch's union of times; `observed` (series, T) bool, the times each series needs;
@@ -34,10 +41,8 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
 
     Entries a series does not need are zero.
 
-    `solver` keywords go to physode.odeint.
+    `solver` keywords go to physode.solve.
     """
-    from .odeint import odeint
-
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
     series = (y0[0] if isinstance(y0, tuple) else y0).shape[0]
@@ -57,9 +62,9 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
         if bool((start != start[0]).any()):
             raise ValueError("grid='union' needs every series to start at the same time; use grid='rescaled'")
         outputs = torch.cat([start[:1], times[needed]]) if bool(start[0] < times[needed][0]) else times[needed]
-        ys = odeint(func, y0, outputs, **solver)
-        ys = _scatter(_map(ys, lambda y: y[len(outputs) - int(needed.sum()):].movedim(0, 1)), needed, len(times))
-        return _map(ys, lambda y: _zero_unneeded(y, observed))
+        solution = solve(func, y0, outputs, **solver)
+        ys = _scatter(_map(solution.ys, lambda y: y[len(outputs) - int(needed.sum()):].movedim(0, 1)), needed, len(times))
+        return Solution(times, _map(ys, lambda y: _zero_unneeded(y, observed)), solution.stats)
     times = times.to(start.dtype)
     length = (end - start).clamp_min(torch.finfo(start.dtype).tiny)
     s = ((times[None, :] - start[:, None]) / length[:, None]).clamp(0, 1)
@@ -67,10 +72,9 @@ def integrate_series(func: Callable, y0: State, times: Tensor, observed: Tensor,
     if bool(grid_s[0] > 0):
         grid_s, where = torch.cat([grid_s.new_zeros(1), grid_s]), where + 1
     field = _Rescaled(func, start, length)
-    ys = odeint(field, y0, grid_s, params=check_params(func, solver.pop("params", None)), **solver)
+    solution = solve(field, y0, grid_s, params=check_params(func, solver.pop("params", None)), **solver)
     series_index = torch.arange(series, device=observed.device)[:, None].expand_as(where)
-
-    return _map(ys, lambda y: _zero_unneeded(y[where, series_index], observed))
+    return Solution(times, _map(solution.ys, lambda y: _zero_unneeded(y[where, series_index], observed)), solution.stats)
 
 
 class _Rescaled:
@@ -79,7 +83,7 @@ class _Rescaled:
     def __init__(self, func: Callable, start: Tensor, length: Tensor):
         self.func, self.start, self.length = func, start, length
 
-    def __call__(self, s: Tensor, y: State) -> State:
+    def __call__(self, s: Tensor, y: StateTensors) -> StateTensors:
         reference = y[0] if isinstance(y, tuple) else y
         shape = (-1, *[1] * (reference.ndim - 1))
         t = (self.start + s * self.length).reshape(shape)
@@ -92,11 +96,11 @@ def _zero_unneeded(y: Tensor, observed: Tensor) -> Tensor:
     return torch.where(observed.reshape(*observed.shape, *[1] * (y.ndim - 2)), y, torch.zeros_like(y))
 
 
-def _map(value: State, fn: Callable[[Tensor], Tensor]) -> State:
+def _map(value: StateTensors, fn: Callable[[Tensor], Tensor]) -> StateTensors:
     return tuple(fn(v) for v in value) if isinstance(value, tuple) else fn(value)
 
 
-def _scatter(value: State, needed: Tensor, count: int) -> State:
+def _scatter(value: StateTensors, needed: Tensor, count: int) -> StateTensors:
     """(series, needed times, ...) -> (series, count, ...) with zeros at the times nobody needs."""
     if bool(needed.all()):
         return value

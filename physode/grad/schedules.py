@@ -1,45 +1,49 @@
-"""Which states the forward pass keeps, and how the backward pass gets every state back in reverse.
+"""Schedules of the reverse sweep: which states the forward pass keeps, and how the backward
+pass gets every state back in reverse.
 
-A policy's `keep(i, y, v)` sees every accepted node i = 0..N of the forward pass (v is ALF's
-velocity, else None); `reversed_states(n, replay)` yields (i, state_i) for i = n-1, ..., 0, using
-`replay.advance` (one step forward, no graph) or `replay.inverse` (one exact inverse ALF step).
+A policy's `keep(i, y, v)` sees every accepted node i = 0..N of the forward pass (v is the carry
+where it is state, ALF's velocity, else None); `reversed_states(n, replay)` yields (i, state_i)
+for i = n-1, ..., 0, using `replay.advance` (one step forward, no graph) or `replay.inverse` (one
+exact inverse step).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from math import comb
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
-State = tuple[Tensor, Tensor | None]
+from ..solve import Reversible
+
+StoredState = tuple[Tensor, Tensor | None]  # (y_i, carry_i where it is state)
 
 
 class Replay(Protocol):
-    def advance(self, i: int, state: State) -> State: ...
+    def advance(self, i: int, state: StoredState) -> StoredState: ...
 
-    def inverse(self, i: int, state: State) -> State: ...
+    def inverse(self, i: int, state: StoredState) -> StoredState: ...
 
 
 class StoreAll:
     """Every accepted state (the Adaptive Checkpoint Adjoint): no recomputation, O(N) states."""
 
     def __init__(self):
-        self.states: list[State] = []
+        self.states: list[StoredState] = []
 
     def keep(self, i: int, y: Tensor, v: Tensor | None) -> None:
         self.states.append((y, v))
 
-    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, State]]:
+    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, StoredState]]:
         for i in reversed(range(n)):
             yield i, self.states[i]
 
 
 class Reconstruct:
-    """Only the last state; each earlier one is rebuilt by the exact inverse step (MALI).
+    """Only the last state; each earlier one is rebuilt by the stepper's exact inverse (MALI).
 
     The initial state is the caller's input and is held anyway: once the sweep reaches it, the
     rebuilt state is compared with it, and a reconstruction that lost more than eps^(1/3)
@@ -47,15 +51,15 @@ class Reconstruct:
     gradient was then computed along states that far from the forward pass's.
     """
 
-    def __init__(self, eta: float = 1.0):
-        self.eta = eta
+    def __init__(self, stepper: Reversible):
+        self.stepper = stepper
 
     def keep(self, i: int, y: Tensor, v: Tensor | None) -> None:
         if i == 0:
             self.first = (y, v)
         self.last = (y, v)
 
-    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, State]]:
+    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, StoredState]]:
         state = self.last
         for i in reversed(range(n)):
             state = replay.inverse(i, state)
@@ -63,12 +67,13 @@ class Reconstruct:
         if n:
             self._check(state, n)
 
-    def _check(self, rebuilt: State, n: int) -> None:
+    def _check(self, rebuilt: StoredState, n: int) -> None:
         errors = [_relative(r, f) for r, f in zip(rebuilt, self.first) if f is not None]
         error = max(errors)
         if not error <= torch.finfo(rebuilt[0].dtype).eps ** (1 / 3):  # NaN included
-            cause = (f"with options['eta'] = {self.eta} round-off grows by {abs(1 / (2 * self.eta - 1)):.3g} per step; "
-                     "raise eta, shorten the solve" if self.eta != 1.0 else
+            growth = self.stepper.inverse_growth
+            cause = (f"each inverse step of {self.stepper!r} amplifies round-off by {growth:.3g}; "
+                     f"{self.stepper.inverse_hint}, shorten the solve" if growth > 1 else
                      f"round-off accumulated in {rebuilt[0].dtype}; use float64")
             warnings.warn(
                 f"gradient='mali': rebuilding the initial state through {n} inverse steps lost accuracy "
@@ -99,7 +104,7 @@ class Uniform:
             self.stride *= 2
             self.kept = {j: s for j, s in self.kept.items() if j % self.stride == 0}
 
-    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, State]]:
+    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, StoredState]]:
         starts = sorted(j for j in self.kept if j < n)
         for start, stop in reversed(list(zip(starts, [*starts[1:], n]))):
             interval = [self.kept[start]]
@@ -128,7 +133,7 @@ class Binomial:
             del self.kept[1:]
             self.overflowed = True
 
-    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, State]]:
+    def reversed_states(self, n: int, replay: Replay) -> Iterator[tuple[int, StoredState]]:
         if not self.overflowed:
             del self.kept[n:]
             for i in reversed(range(n)):
