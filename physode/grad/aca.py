@@ -36,9 +36,8 @@ class ACA:
     needs_params: ClassVar[bool] = True
 
     def __post_init__(self):
-        if self.checkpoints is not None and not (
-            isinstance(self.checkpoints, numbers.Integral) and not isinstance(self.checkpoints, bool) and self.checkpoints > 0
-        ):
+        budget = self.checkpoints
+        if budget is not None and not (isinstance(budget, numbers.Integral) and not isinstance(budget, bool) and budget > 0):
             raise ValueError(f"ACA checkpoints must be a positive integer or None, got {self.checkpoints!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"ACA schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")

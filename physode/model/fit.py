@@ -14,6 +14,7 @@ import xarray as xr
 from torch import Tensor
 
 from ..checks import check_count, check_fraction, check_real
+from ..grad import GradientMethod
 from ..series import dataset
 from ..series.losses import check_penalty, masked_loss
 from ..training import Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
@@ -49,7 +50,8 @@ class _Batch:
 def fit(
     system, data, *, epochs: int = 100, lr: float = 1e-2, optimizer: str | Callable = "adam",
     batch_size: int | None = None, loss: str | Callable = "mse", time_weight=None,
-    gradient: str = "aca", method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8, options: dict | None = None,
+    gradient: str | GradientMethod = "aca", method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8,
+    options: dict | None = None,
     validation: float | None = None, patience: int | None = None, shooting: int | None = None, continuity: float = 1.0,
     initial_state=None, learn_initial_state: str = "unobserved", progress: bool = True,
     checkpoint: str | os.PathLike | None = None, resume: bool = False, callbacks: Sequence[Callable] = (),

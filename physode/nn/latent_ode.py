@@ -13,6 +13,7 @@ import xarray as xr
 from torch import Tensor, nn
 
 from ..checks import check_count, check_fraction, check_real
+from ..grad import GradientMethod
 from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpolation_task, series_variables, subsample
 from ..series.losses import gaussian_log_likelihood, mse
 from ..series.timegrid import integrate_series
@@ -54,7 +55,7 @@ class LatentODE(nn.Module):
 
     def __init__(self, features: int, latent: int = 15, *, encoder_hidden: int = 30, encoder_units: Sequence[int] = (100,),
                  units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
-                 atol: float = 1e-4, gradient: str = "aca", options: dict | None = None,
+                 atol: float = 1e-4, gradient: str | GradientMethod = "aca", options: dict | None = None,
                  dtype: torch.dtype | None = None, device=None):
         super().__init__()
         check_count("features", features)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_count
+from ..grad import GradientMethod
 from ..series.irregular import IrregularBatch
 from ..solve import FIXED_STEP_METHODS
 from .dynamics import LatentDynamics
@@ -24,7 +25,7 @@ class ODERNN(nn.Module):
     """
 
     def __init__(self, features: int, hidden: int = 20, *, units: Sequence[int] = (100,), method: str = "euler",
-                 steps: int = 50, rtol: float = 1e-3, atol: float = 1e-4, gradient: str = "direct",
+                 steps: int = 50, rtol: float = 1e-3, atol: float = 1e-4, gradient: str | GradientMethod = "direct",
                  dtype: torch.dtype | None = None, device=None):
         super().__init__()
         for name, value in (("features", features), ("hidden", hidden), ("steps", steps)):

@@ -181,12 +181,13 @@ class PIController:
             err = state.tolerance.ratio(trial.error(), trial.y0, trial.y1).item()
         q = state.q
         if not err <= 1.0:
-            factor = self.min_factor if not math.isfinite(err) else min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q)))
+            finite = math.isfinite(err)
+            factor = min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q))) if finite else self.min_factor
             h = trial.h * factor
             if h < 4 * state.eps * max(trial.t_scale, state.eps * state.length):
-                reason = "non-finite state" if not math.isfinite(err) else "step size underflow"
-                raise SolverError(reason, trial.t0, trial.steps,
-                                  hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field singular there")
+                raise SolverError("step size underflow" if finite else "non-finite state", trial.t0, trial.steps,
+                                  hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field "
+                                       "singular there")
             return False, min(h, self.max_step), state._replace(after_rejection=True)
         factor = self.safety * max(err, 1e-10) ** (-self.beta1 / q) * state.err_previous ** (self.beta2 / q)
         factor = min(1.0 if state.after_rejection else self.max_factor, max(self.min_factor, factor))
