@@ -27,7 +27,6 @@ class AsynchronousLeapfrog:
     """
 
     name = "alf"
-    order = 2
     error_order = 2
     adaptive = True
     has_dense_output = False

@@ -35,7 +35,7 @@ class RungeKutta:
 
     def __init__(self, tableau: ButcherTableau, dtype: torch.dtype, device: torch.device):
         self.tableau = tableau
-        self.name, self.order, self.adaptive = tableau.name, tableau.order, tableau.adaptive
+        self.name, self.adaptive = tableau.name, tableau.adaptive
         basis = tableau.dense if tableau.dense is not None else _HERMITE
         self._basis = torch.tensor(basis, dtype=dtype, device=device)
         self._powers = torch.arange(1, self._basis.shape[1] + 1, dtype=dtype, device=device)

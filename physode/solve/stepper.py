@@ -29,7 +29,6 @@ class Stepper(Protocol):
     """
 
     name: str
-    order: int
     error_order: int
     adaptive: bool
     has_dense_output: bool
