@@ -1,6 +1,6 @@
 """Irregular-series benchmark: the union-of-times grid against the per-series rescaled-time grid.
 
-physode.timegrid.integrate_series solves a batch of series observed at different times in one
+physode.series.integrate_series solves a batch of series observed at different times in one
 batched solve, on one of two grids:
 
     union       one solve over the union of every series' observation times, from a common start:
@@ -26,16 +26,15 @@ drawn uniformly in its own span [a_i, b_i] and starting at a_i; float32 (--dtype
 
 Every solve: dopri5, gradient="aca" for physode, rtol = 1e-5, atol = 1e-7 (--rtol, --atol). The loss is
 the sum of squares of the outputs at the observed entries (the outputs are masked by the observation
-mask explicitly: integrate_series(grid="union") returns the solution at every union time for every
+mask explicitly: solve_series(grid="union") returns the solution at every union time for every
 series, grid="rescaled" returns zeros where a series has no observation); gradients are taken with
 respect to the MLP's parameters and y0. For each scenario and grid it reports:
 
     time        median wall time of one forward+backward over --repeats runs, after one warm-up run;
                 the grids take turns in each round, as in gradients.py
     nfe         calls of the vector field in the forward and the backward pass (a counting wrapper)
-    steps       accepted and rejected steps of the forward pass, from physode's Stats (recorded in
-                the warm-up run by routing integrate_series' call of physode.odeint through
-                physode.solve); torchdiffeq does not report its steps ("-")
+    steps       accepted and rejected steps of the forward pass, from the Stats of the Solution that
+                physode.series.solve_series returns; torchdiffeq does not report its steps ("-")
     y diff      max |y - y_union| over the observed entries (y diff vs union), and the relative L2
                 distance of the gradient from the union grid's (grad diff vs union)
     y err       max |y - y_ref| over the observed entries against an independent reference: each
@@ -56,22 +55,20 @@ See --help for the sizes. The test suite never imports this file.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import importlib
-import os
-import statistics
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for the shared helpers of gradients.py
-
-from gradients import Counted, _fmt, _relative, run_command, timed_run
+import physode
+from harness import (
+    Counted, Method, Row, Table, available, choices, first_run, fmt, markdown_report, parse, parser, relative,
+    row_notes, run_command, text_report, time_in_turns, versions,
+)
+from physode.series import solve_series
 
 # ----------------------------------------------------------------------------------------------
 # Problem
@@ -82,8 +79,6 @@ class NeuralField(nn.Module):
     """dy/dt = MLP(y), ignoring t (which the rescaled grid passes per series, shape (series, 1))."""
 
     def __init__(self, dim: int, hidden: int):
-        import physode
-
         super().__init__()
         self.mlp = physode.MLP(dim, dim, hidden=(hidden, hidden), activation="tanh", final_scale=1.0)
 
@@ -124,6 +119,13 @@ class Scenario:
 
     def inputs(self) -> list[Tensor]:
         return [*self.func.parameters(), self.y0]
+
+    def masked(self, ys: Tensor) -> Tensor:
+        return ys * self.observed[:, :, None].to(ys.dtype)
+
+    def loss(self, ys: Tensor) -> Tensor:
+        """The sum of squares at the observed entries."""
+        return self.masked(ys).square().sum()
 
     @property
     def common_start(self) -> bool:
@@ -175,8 +177,6 @@ def make_scenario(name: str, args) -> Scenario:
 def reference_solution(scenario: Scenario, args) -> Tensor:
     """(series, T, dim) float64, zero where not observed: each series solved on its own from its
     start to its own observation times (no timegrid code involved)."""
-    import physode
-
     func = copy.deepcopy(scenario.func.vector_field).double()
     out = torch.zeros(*scenario.observed.shape, args.dim, dtype=torch.float64, device=args.device)
     with torch.no_grad():
@@ -189,116 +189,38 @@ def reference_solution(scenario: Scenario, args) -> Tensor:
     return out
 
 # ----------------------------------------------------------------------------------------------
-# Grids
+# Grids: each solves a scenario and returns (ys (series, T, dim), physode's Stats or None)
 # ----------------------------------------------------------------------------------------------
 
 
-class StatsRecorder:
-    """While active, integrate_series' call of physode.odeint goes through physode.solve and the
-    Solution's stats (forward, and backward once it has run) are kept in `stats`. integrate_series
-    imports odeint from physode.odeint when called, so replacing that module attribute reaches it;
-    used only in the untimed warm-up run."""
-
-    def __init__(self):
-        self.module = importlib.import_module("physode.odeint")
-        self.stats = None
-
-    def __enter__(self):
-        self.original = self.module.odeint
-
-        def odeint(func, y0, t, **kwargs):
-            solution = self.module.solve(func, y0, t, **kwargs)
-            self.stats = solution.stats
-            return solution.ys
-
-        self.module.odeint = odeint
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.module.odeint = self.original
-
-
-@dataclass
-class Result:
-    """One forward+backward: masked outputs (series, T, dim), the flattened gradient, nfe."""
-
-    outputs: Tensor
-    grad: Tensor
-    nfe_forward: int
-    nfe_backward: int
-
-
-def _physode_grid(scenario: Scenario, rtol: float, atol: float, *, grid: str) -> Tensor:
-    from physode.timegrid import integrate_series
-
+def physode_grid(scenario: Scenario, rtol: float, atol: float, *, grid: str):
     func, start = scenario.func, scenario.start
     if grid == "union" and not scenario.common_start:
         func, start = Gated(func, start), start.min().expand_as(start)
-    return integrate_series(func, scenario.y0, scenario.times, scenario.observed, start=start, grid=grid,
+    solution = solve_series(func, scenario.y0, scenario.times, scenario.observed, start=start, grid=grid,
                             method="dopri5", rtol=rtol, atol=atol, gradient="aca")
+    return solution.ys, solution.stats
 
 
-def _torchdiffeq_union(scenario: Scenario, rtol: float, atol: float) -> Tensor:
+def torchdiffeq_union(scenario: Scenario, rtol: float, atol: float):
     from torchdiffeq import odeint
 
     start = scenario.start[:1]
     t = torch.cat([start, scenario.times]) if bool(start[0] < scenario.times[0]) else scenario.times
     ys = odeint(scenario.func, scenario.y0, t, rtol=rtol, atol=atol, method="dopri5")
-    return ys[len(t) - len(scenario.times):].movedim(0, 1)
+    return ys[len(t) - len(scenario.times):].movedim(0, 1), None
 
 
-@dataclass(frozen=True)
-class Grid:
-    name: str
-    label: str
-    solve: Callable[..., Tensor]
-    module: str
-    needs_common_start: bool = False
-
-    def applies(self, scenario: Scenario) -> bool:
-        return scenario.common_start or not self.needs_common_start
-
-    def run(self, scenario: Scenario, rtol: float, atol: float) -> Result:
-        """Forward, loss (sum of squares at the observed entries), backward."""
-        tally, inputs = scenario.func.tally, scenario.inputs()
-        tally.calls = 0
-        ys = self.solve(scenario, rtol, atol)
-        nfe_forward = tally.calls
-        ys = ys * scenario.observed[:, :, None].to(ys.dtype)
-        loss = ys.square().sum()
-        grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-        flat = [(torch.zeros_like(x) if g is None else g).detach().reshape(-1) for g, x in zip(grads, inputs)]
-        return Result(ys.detach(), torch.cat(flat).double().cpu(), nfe_forward, tally.calls - nfe_forward)
-
-
-def _partial(fn, **kwargs):
-    return lambda scenario, rtol, atol: fn(scenario, rtol, atol, **kwargs)
-
-
-GRIDS: dict[str, Grid] = {g.name: g for g in (
-    Grid("union", "physode union", _partial(_physode_grid, grid="union"), "physode"),
-    Grid("rescaled", "physode rescaled", _partial(_physode_grid, grid="rescaled"), "physode"),
-    Grid("torchdiffeq", "torchdiffeq union", _torchdiffeq_union, "torchdiffeq", needs_common_start=True),
+GRIDS: dict[str, Method] = {g.name: g for g in (
+    Method("union", "physode union", partial(physode_grid, grid="union"), "physode"),
+    Method("rescaled", "physode rescaled", partial(physode_grid, grid="rescaled"), "physode"),
+    Method("torchdiffeq", "torchdiffeq union", torchdiffeq_union, "torchdiffeq"),
 )}
+NEEDS_COMMON_START = ("torchdiffeq",)
 
 # ----------------------------------------------------------------------------------------------
 # Measurements
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    scenario: str
-    grid: str
-    seconds: float | None = None
-    nfe_forward: int | None = None
-    nfe_backward: int | None = None
-    accepted: int | None = None
-    rejected: int | None = None
-    diff: float | None = None
-    grad_diff: float | None = None
-    error: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def measure_scenario(name: str, args) -> tuple[list[Row], Scenario]:
@@ -308,44 +230,30 @@ def measure_scenario(name: str, args) -> tuple[list[Row], Scenario]:
     if not args.no_reference:
         scenario.reference = reference_solution(scenario, args)
     rows, timed, results = [], [], {}
-    for grid in (GRIDS[g] for g in args.grids):
-        if not grid.applies(scenario):
+    for grid in args.grid_methods:
+        if grid.name in NEEDS_COMMON_START and not scenario.common_start:
             continue
         row = Row(name, grid.name)
         rows.append(row)
-        try:
-            with StatsRecorder() as recorder:
-                result = grid.run(scenario, args.rtol, args.atol)
-        except Exception as error:  # noqa: BLE001 - a failing grid is a result, not a crash
-            row.notes.append(f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+        run = first_run(grid, scenario, args, row)
+        if run is None:
             continue
-        row.nfe_forward, row.nfe_backward = result.nfe_forward, result.nfe_backward
-        if grid.module == "physode" and recorder.stats is not None:
-            row.accepted, row.rejected = recorder.stats.accepted, recorder.stats.rejected
+        outputs = scenario.masked(run.outputs)
         if scenario.reference is not None:
-            row.error = float((result.outputs.double() - scenario.reference).abs().max())
-        results[grid.name] = result
-        timed.append((row, grid, []))
+            row.error = float((outputs.double() - scenario.reference).abs().max())
+        results[grid.name] = (outputs, run.grad)
+        timed.append((row, grid, scenario))
     union = results.get("union")
     for row in rows:
-        if union is not None and row.grid in results:
-            row.diff = float((results[row.grid].outputs - union.outputs).abs().max())
-            row.grad_diff = _relative(results[row.grid].grad, union.grad)
-    for _ in range(args.repeats):
-        for row, grid, seconds in timed:
-            seconds.append(timed_run(grid, scenario, args))
-    for row, grid, seconds in timed:
-        row.seconds = statistics.median(seconds)
+        if union is not None and row.method in results:
+            row.diff = float((results[row.method][0] - union[0]).abs().max())
+            row.grad_diff = relative(results[row.method][1], union[1])
+    time_in_turns(timed, args)
     return rows, scenario
 
 
 def run_benchmark(args) -> list[Row]:
-    for name in args.grids:
-        try:
-            importlib.import_module(GRIDS[name].module)
-        except Exception as error:  # noqa: BLE001 - any import failure means "skip"
-            print(f"note: skipping {name}: {GRIDS[name].module} does not import ({type(error).__name__}: {error})")
-            args.grids = [g for g in args.grids if g != name]
+    args.grid_methods = available([GRIDS[name] for name in args.grids])
     rows = []
     args.scenario_lines = []
     for name in args.scenarios:
@@ -370,21 +278,22 @@ COLUMNS = ("scenario", "grid", "time [ms]", "nfe fwd", "nfe bwd", "steps", "reje
            "grad diff vs union", "y err vs ref")
 
 
-def table_cells(rows: list[Row]) -> list[tuple[str, ...]]:
-    return [
-        (r.scenario, GRIDS[r.grid].label, _fmt(r.seconds and 1e3 * r.seconds, ".1f"), _fmt(r.nfe_forward, "d"),
-         _fmt(r.nfe_backward, "d"), _fmt(r.accepted, "d"), _fmt(r.rejected, "d"),
-         "-" if r.grid == "union" else _fmt(r.diff, ".1e"), "-" if r.grid == "union" else _fmt(r.grad_diff, ".1e"),
-         _fmt(r.error, ".1e"))
+def table(rows: list[Row]) -> Table:
+    cells = [
+        (r.case, GRIDS[r.method].label, fmt(r.seconds and 1e3 * r.seconds, ".1f"), fmt(r.nfe_forward, "d"),
+         fmt(r.nfe_backward, "d"), fmt(r.steps, "d"), fmt(r.rejected, "d"),
+         "-" if r.method == "union" else fmt(r.diff, ".1e"), "-" if r.method == "union" else fmt(r.grad_diff, ".1e"),
+         fmt(r.error, ".1e"))
         for r in rows
     ]
+    return Table(COLUMNS, cells, left=(0, 1), groups=[r.case for r in rows])
 
 
 def ratio_lines(rows: list[Row]) -> list[tuple[str, str, str]]:
     """(scenario, description, value) for rescaled / union and union / torchdiffeq time."""
-    by_key = {(r.scenario, r.grid): r for r in rows}
+    by_key = {(r.case, r.method): r for r in rows}
     lines = []
-    for scenario in dict.fromkeys(r.scenario for r in rows):
+    for scenario in dict.fromkeys(r.case for r in rows):
         for num, den in (("rescaled", "union"), ("union", "torchdiffeq")):
             a, b = by_key.get((scenario, num)), by_key.get((scenario, den))
             if a is None or b is None or a.seconds is None or b.seconds is None:
@@ -394,36 +303,15 @@ def ratio_lines(rows: list[Row]) -> list[tuple[str, str, str]]:
 
 
 def format_text(rows: list[Row], args) -> str:
-    cells = [COLUMNS, *table_cells(rows)]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-
-    def line(c):
-        return "  ".join(s.ljust(w) if i < 2 else s.rjust(w) for i, (s, w) in enumerate(zip(c, widths)))
-
-    out = [_settings(args), *getattr(args, "scenario_lines", []), "", line(cells[0]),
-           "  ".join("-" * w for w in widths)]
-    for i, (row, c) in enumerate(zip(rows, cells[1:])):
-        if i and row.scenario != rows[i - 1].scenario:
-            out.append("")
-        out.append(line(c))
-    out += [f"  {r.scenario} / {r.grid}: {note}" for r in rows for note in r.notes]
-    out += ["", "ratios:"]
-    out += [f"  {s:<8} {text:<30} {value:>7}" for s, text, value in ratio_lines(rows)]
-    return "\n".join(out)
+    summary = [f"  {s:<8} {text:<30} {value:>7}" for s, text, value in ratio_lines(rows)]
+    return text_report([_settings(args), *getattr(args, "scenario_lines", [])], table(rows), row_notes(rows), "ratios:",
+                       summary)
 
 
 def format_markdown(rows: list[Row], args) -> str:
-    def row(cells):
-        return "| " + " | ".join(cells) + " |"
-
-    out = [f"_{_settings(args)}_", "", *[f"- {line}" for line in getattr(args, "scenario_lines", [])], "",
-           row(COLUMNS), row(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2))]
-    out += [row(c) for c in table_cells(rows)]
-    notes = [f"- {r.scenario} / {r.grid}: {note}" for r in rows for note in r.notes]
-    out += ["", *notes, *([""] if notes else [])]
-    out += [row(("scenario", "ratio", "value")), row(("---", "---", "---:"))]
-    out += [row(r) for r in ratio_lines(rows)]
-    return "\n".join(out) + "\n"
+    preamble = [*[f"- {line}" for line in getattr(args, "scenario_lines", [])], ""]
+    summary = Table(("scenario", "ratio", "value"), ratio_lines(rows), left=(0, 1))
+    return markdown_report(_settings(args), preamble, table(rows), row_notes(rows), summary)
 
 
 def _settings(args) -> str:
@@ -431,8 +319,7 @@ def _settings(args) -> str:
     return (
         f"dopri5, gradient aca, rtol={args.rtol:g}, atol={args.atol:g}; dy/dt = MLP(y), {args.dim} -> {args.hidden} -> "
         f"{args.hidden} -> {args.dim} tanh, final_scale 1; {args.series} series x {args.observations} times, "
-        f"{args.dtype}; median of {args.repeats}; reference {reference}; device {args.device}; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{args.dtype}; median of {args.repeats}; reference {reference}; {versions(args)}"
     )
 
 # ----------------------------------------------------------------------------------------------
@@ -442,16 +329,10 @@ def _settings(args) -> str:
 QUICK = {"series": 8, "observations": 5, "repeats": 1}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run: 8 series of 5 times, 1 repeat (explicit flags still win)")
+def parse_args(argv: list[str] | None = None):
+    p = parser(__doc__, "8 series of 5 times, 1 repeat", repeats=5, rtol=1e-5, atol=1e-7)
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--grids", default=",".join(GRIDS), help=f"comma-separated subset of {','.join(GRIDS)}")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up (median reported)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--rtol", type=float, default=1e-5)
-    p.add_argument("--atol", type=float, default=1e-7)
     p.add_argument("--ref-tol", type=float, default=1e-10, help="rtol = atol of the float64 per-series reference")
     p.add_argument("--no-reference", action="store_true", help="skip the per-series reference solves")
     p.add_argument("--dim", type=int, default=15, help="state dimension")
@@ -459,28 +340,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--series", type=int, default=50, help="series in the batch")
     p.add_argument("--observations", type=int, default=20, help="observation times per series")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--markdown", metavar="PATH", help="also write the table and ratios as markdown")
-    p.set_defaults(child=None)  # run_command's memory-child hook; this benchmark has none
-    if "--quick" in (sys.argv[1:] if argv is None else argv):
-        p.set_defaults(**QUICK)
-    args = p.parse_args(argv)
-    for name, known in (("scenarios", SCENARIOS), ("grids", GRIDS)):
-        values = [v.strip() for v in getattr(args, name).split(",") if v.strip()]
-        unknown = sorted(set(values) - set(known))
-        if unknown or not values:
-            p.error(f"--{name}: unknown {unknown}; choose from {', '.join(known)}")
-        setattr(args, name, values)
-    if args.repeats < 1 or args.series < 1 or args.observations < 1:
-        p.error("--repeats, --series and --observations must be at least 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda but torch.cuda.is_available() is False")
+    args = parse(p, argv, QUICK)
+    args.scenarios = choices(p, "scenarios", args.scenarios, SCENARIOS)
+    args.grids = choices(p, "grids", args.grids, GRIDS)
+    if args.series < 1 or args.observations < 1:
+        p.error("--series and --observations must be at least 1")
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    run_command(parse_args(argv), None, run_benchmark, format_text, format_markdown)
-
-
 if __name__ == "__main__":
-    main()
+    run_command(parse_args(), None, run_benchmark, format_text, format_markdown)

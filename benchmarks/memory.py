@@ -86,28 +86,23 @@ See --help for the sizes. The test suite never imports this file.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
-import warnings
-from dataclasses import dataclass, field
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from gradients import (  # noqa: E402 - the benchmarks folder must be on sys.path first
-    Counted, Method, MLPField, Problem, Run, _fmt, _on_device, _relative, _torchdiffeq_adjoint,
-    memory_in_subprocess, peak_memory, run_command, timed_run,
+from harness import (
+    Counted, Method, MLPField, Problem, Row, Run, Table, available, choices, first_run, fmt, markdown_report,
+    memory_in_subprocess, parse, parser, physode_solve, print_peak_memory, relative, row_notes, run_command,
+    text_report, time_in_turns, torchdiffeq_adjoint, torchdiffeqpack_intervals, versions,
 )
+from physode.grad import ACA
 
 # ----------------------------------------------------------------------------------------------
 # Problem
@@ -145,62 +140,31 @@ def oscillator_problem(args, horizon: float, batch: int) -> Problem:
     y0 = torch.randn(args.batch, args.dim, dtype=dtype)[:batch]
     target = torch.randn(1, args.batch, args.dim, dtype=dtype)[:, :batch]
     t = torch.tensor([0.0, horizon], dtype=dtype)
-    return _on_device(Problem(f"T={horizon:g}", func, y0, t, target), args.device)
+    return Problem(f"T={horizon:g}", func, y0, t, target).on(args.device)
 
 # ----------------------------------------------------------------------------------------------
-# Methods: each solves func from y0 at times t and returns ys, differentiably
+# Methods
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LastSolve:
-    """physode's Stats of the latest physode solve (its step counts), read after Method.run."""
-
-    stats: object = None
-
-
-LAST = LastSolve()
-
-
-def _physode(func, y0, t, rtol, atol, *, method: str, gradient: str, options: dict | None = None) -> Tensor:
-    import physode
-
-    solution = physode.solve(func, y0, t, method=method, rtol=rtol, atol=atol, gradient=gradient, options=options)
-    LAST.stats = solution.stats
-    return solution.ys
-
-
-def _tdepack_mali(func, y0, t, rtol, atol) -> Tensor:
-    """TorchDiffEqPack's MALI returns only the end state; several output times are solved interval
-    by interval. It keeps times in float32 and picks its own initial step (h=None)."""
-    from TorchDiffEqPack import odesolve_adjoint_sym12
-
-    times, ys = t.tolist(), [y0]
-    for t0, t1 in zip(times, times[1:]):
-        options = {"method": "sym12async", "t0": t0, "t1": t1, "h": None, "rtol": rtol, "atol": atol,
-                   "neval_max": 1_000_000, "print_neval": False}
-        ys.append(odesolve_adjoint_sym12(func, ys[-1], options=options))
-    return torch.stack(ys)
 
 
 def method_table(checkpoints: int) -> dict[str, Method]:
     """The methods, in table order; K = `checkpoints` for the two checkpointed aca rows."""
-    budget = {"checkpoints": checkpoints}
+    def physode(method: str, gradient) -> partial:
+        return partial(physode_solve, method=method, gradient=gradient)
+
+    binomial, uniform = ACA(checkpoints=checkpoints), ACA(checkpoints=checkpoints, schedule="uniform")
     return {m.name: m for m in (
-        Method("direct", "physode direct (dopri5)", partial(_physode, method="dopri5", gradient="direct"), "physode"),
-        Method("aca", "physode aca (dopri5)", partial(_physode, method="dopri5", gradient="aca"), "physode"),
-        Method("aca-binomial", f"physode aca K={checkpoints} binomial",
-               partial(_physode, method="dopri5", gradient="aca",
-                       options={**budget, "checkpoint_schedule": "binomial"}), "physode"),
-        Method("aca-uniform", f"physode aca K={checkpoints} uniform",
-               partial(_physode, method="dopri5", gradient="aca",
-                       options={**budget, "checkpoint_schedule": "uniform"}), "physode"),
-        Method("aca-binomial-alf", f"physode aca K={checkpoints} binomial (alf)",
-               partial(_physode, method="alf", gradient="aca", options={**budget, "checkpoint_schedule": "binomial"}),
-               "physode"),
-        Method("mali", "physode mali (alf)", partial(_physode, method="alf", gradient="mali"), "physode"),
-        Method("tde-adjoint", "torchdiffeq odeint_adjoint (dopri5)", _torchdiffeq_adjoint, "torchdiffeq"),
-        Method("tdepack-mali", "TorchDiffEqPack MALI (sym12async)", _tdepack_mali, "TorchDiffEqPack"),
+        Method("direct", "physode direct (dopri5)", physode("dopri5", "direct"), "physode"),
+        Method("aca", "physode aca (dopri5)", physode("dopri5", "aca"), "physode"),
+        Method("aca-binomial", f"physode aca K={checkpoints} binomial", physode("dopri5", binomial), "physode"),
+        Method("aca-uniform", f"physode aca K={checkpoints} uniform", physode("dopri5", uniform), "physode"),
+        Method("aca-binomial-alf", f"physode aca K={checkpoints} binomial (alf)", physode("alf", binomial), "physode"),
+        Method("mali", "physode mali (alf)", physode("alf", "mali"), "physode"),
+        Method("tde-adjoint", "torchdiffeq odeint_adjoint (dopri5)", torchdiffeq_adjoint, "torchdiffeq"),
+        Method("tdepack-mali", "TorchDiffEqPack MALI (sym12async)",
+               partial(torchdiffeqpack_intervals, solver="odesolve_adjoint_sym12",
+                       options={"method": "sym12async", "neval_max": 1_000_000, "print_neval": False}),
+               "TorchDiffEqPack"),
     )}
 
 
@@ -209,13 +173,9 @@ PHYSODE = tuple(name for name, m in method_table(1).items() if m.module == "phys
 CHECKPOINTED = ("aca-binomial", "aca-uniform", "aca-binomial-alf")
 
 
-def step_counts(method: Method, run: Run) -> tuple[int | None, int | None]:
-    """(accepted, rejected) forward steps of the run just made, where known."""
-    if method.module == "physode":
-        return LAST.stats.accepted, LAST.stats.rejected
-    if method.name == "tdepack-mali" and run.nfe_backward % 2 == 1:
-        return (run.nfe_backward - 1) // 2, None
-    return None, None
+def tdepack_steps(run: Run) -> int | None:
+    """TorchDiffEqPack's MALI steps, from its backward evaluations: one per step, plus one."""
+    return (run.nfe_backward - 1) // 2 if run.nfe_backward % 2 == 1 else None
 
 # ----------------------------------------------------------------------------------------------
 # Measurements
@@ -225,10 +185,9 @@ def step_counts(method: Method, run: Run) -> tuple[int | None, int | None]:
 def child_main(args) -> None:
     """--child T:METHOD: measure one peak memory and print it as JSON on the last line."""
     horizon, method_name = args.child.split(":")
-    method = method_table(args.checkpoints)[method_name]
     problem = oscillator_problem(args, float(horizon), args.batch)
     warmup = oscillator_problem(args, warmup_horizon(args), 2)
-    print(json.dumps(peak_memory(method, problem, warmup, args)))
+    print_peak_memory(method_table(args.checkpoints)[method_name], problem, warmup, args)
 
 
 def warmup_horizon(args) -> float:
@@ -243,37 +202,6 @@ SHARED_FLAGS = ("dim", "hidden", "batch", "dtype", "rtol", "atol", "checkpoints"
                 "threads", "seed")
 
 
-@dataclass
-class Row:
-    horizon: float
-    method: str
-    steps: int | None = None
-    rejected: int | None = None
-    nfe_forward: int | None = None
-    nfe_backward: int | None = None
-    seconds: float | None = None
-    memory_mib: float | None = None
-    grad_diff: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def _first_run(method: Method, problem: Problem, args, row: Row) -> Run | None:
-    """The warm-up run: nfe, steps and gradient; None (with a note) if the method fails."""
-    LAST.stats = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            run = method.run(problem, args.rtol, args.atol)
-        except Exception as error:  # noqa: BLE001 - a failing method is a result, not a crash
-            row.notes.append(f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
-            return None
-    for w in caught:
-        row.notes.append(f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}")
-    row.nfe_forward, row.nfe_backward = run.nfe_forward, run.nfe_backward
-    row.steps, row.rejected = step_counts(method, run)
-    return run
-
-
 def measure_horizon(horizon: float, methods: list[Method], args) -> list[Row]:
     """Warm-up run of every method (nfe, steps, gradient), then --repeats rounds that time each
     method once in turn, then peak memory in subprocesses."""
@@ -281,23 +209,20 @@ def measure_horizon(horizon: float, methods: list[Method], args) -> list[Row]:
     for method in methods:
         row, problem = Row(horizon, method.name), oscillator_problem(args, horizon, args.batch)
         rows.append(row)
-        run = _first_run(method, problem, args, row)
+        run = first_run(method, problem, args, row, warnings_as_notes=True)
+        if run is not None and method.name == "tdepack-mali":
+            row.steps = tdepack_steps(run)
         if run is not None:
             grads[method.name] = run.grad
-            timed.append((row, method, problem, []))
+            timed.append((row, method, problem))
         del run
         gc.collect()
     reference = grads.get("direct")
     for row in rows:
         if reference is not None and row.method in grads:
             g = grads[row.method]
-            row.grad_diff = _relative(g, reference) if bool(torch.isfinite(g).all()) else math.inf
-    for _ in range(args.repeats):
-        for row, method, problem, seconds in timed:
-            seconds.append(timed_run(method, problem, args))
-            gc.collect()
-    for row, method, problem, seconds in timed:
-        row.seconds = statistics.median(seconds) if seconds else None
+            row.grad_diff = relative(g, reference) if bool(torch.isfinite(g).all()) else math.inf
+    time_in_turns(timed, args, collect=True)
     del timed
     gc.collect()
     if not args.no_memory:
@@ -326,11 +251,7 @@ def memory_median(horizon: float, row: Row, args) -> float | None:
 
 def run_benchmark(args) -> list[Row]:
     table = method_table(args.checkpoints)
-    methods = [table[name] for name in args.methods]
-    for m in methods:
-        if (why := m.unavailable()) is not None:
-            print(f"note: skipping {m.name}: {why}")
-    methods = [m for m in methods if m.unavailable() is None]
+    methods = available([table[name] for name in args.methods])
     rows = []
     for horizon in args.horizon_values:
         start = time.perf_counter()
@@ -345,14 +266,19 @@ def run_benchmark(args) -> list[Row]:
 COLUMNS = ("T", "method", "steps", "rejected", "nfe fwd", "nfe bwd", "time [ms]", "peak mem [MiB]", "grad diff")
 
 
-def table_cells(rows: list[Row], args) -> list[tuple[str, ...]]:
+def table(rows: list[Row], args) -> Table:
     labels = {name: m.label for name, m in method_table(args.checkpoints).items()}
-    return [
-        (f"{r.horizon:g}", labels[r.method], _fmt(r.steps, "d"), _fmt(r.rejected, "d"), _fmt(r.nfe_forward, "d"),
-         _fmt(r.nfe_backward, "d"), _fmt(r.seconds and 1e3 * r.seconds, ".1f"), _fmt(r.memory_mib, ".2f"),
-         _fmt(r.grad_diff, ".1e"))
+    cells = [
+        (f"{r.case:g}", labels[r.method], fmt(r.steps, "d"), fmt(r.rejected, "d"), fmt(r.nfe_forward, "d"),
+         fmt(r.nfe_backward, "d"), fmt(r.seconds and 1e3 * r.seconds, ".1f"), fmt(r.memory_mib, ".2f"),
+         fmt(r.grad_diff, ".1e"))
         for r in rows
     ]
+    return Table(COLUMNS, cells, left=(1,), groups=[r.case for r in rows])
+
+
+def notes(rows: list[Row]) -> list[tuple[str, str]]:
+    return row_notes(rows, lambda horizon: f"T={horizon:g}")
 
 
 def _ratio(x: float | None, y: float | None, text: str, target: float) -> tuple[str, str, str]:
@@ -364,8 +290,8 @@ def _ratio(x: float | None, y: float | None, text: str, target: float) -> tuple[
 
 def check_lines(rows: list[Row]) -> list[tuple[str, str, str]]:
     """(description, value, verdict) for each check."""
-    by_key = {(r.horizon, r.method): r for r in rows}
-    horizons = sorted({r.horizon for r in rows})
+    by_key = {(r.case, r.method): r for r in rows}
+    horizons = sorted({r.case for r in rows})
     if not horizons:
         return []
     first, last = horizons[0], horizons[-1]
@@ -390,36 +316,15 @@ def check_lines(rows: list[Row]) -> list[tuple[str, str, str]]:
 
 
 def format_text(rows: list[Row], args) -> str:
-    cells = [COLUMNS, *table_cells(rows, args)]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-
-    def line(c):
-        return "  ".join(s.ljust(w) if i == 1 else s.rjust(w) for i, (s, w) in enumerate(zip(c, widths)))
-
-    out = [_settings(args), "", line(cells[0]), "  ".join("-" * w for w in widths)]
-    for i, (row, c) in enumerate(zip(rows, cells[1:])):
-        if i and row.horizon != rows[i - 1].horizon:
-            out.append("")
-        out.append(line(c))
-    out += [f"  T={r.horizon:g} / {r.method}: {note}" for r in rows for note in r.notes]
-    out += ["", "checks:"]
     checks = check_lines(rows)
     width = max((len(text) for text, _, _ in checks), default=0)
-    out += [f"  {text:<{width}} {value:>7}   {verdict}" for text, value, verdict in checks]
-    return "\n".join(out)
+    summary = [f"  {text:<{width}} {value:>7}   {verdict}" for text, value, verdict in checks]
+    return text_report([_settings(args)], table(rows, args), notes(rows), "checks:", summary)
 
 
 def format_markdown(rows: list[Row], args) -> str:
-    def row(cells):
-        return "| " + " | ".join(cells) + " |"
-
-    out = [f"_{_settings(args)}_", "", row(COLUMNS), row(["---:", "---"] + ["---:"] * (len(COLUMNS) - 2))]
-    out += [row(c) for c in table_cells(rows, args)]
-    notes = [f"- T={r.horizon:g} / {r.method}: {note}" for r in rows for note in r.notes]
-    out += ["", *notes, *([""] if notes else [])]
-    out += [row(("check", "value", "target")), row(("---", "---:", "---"))]
-    out += [row(c) for c in check_lines(rows)]
-    return "\n".join(out) + "\n"
+    summary = Table(("check", "value", "target"), check_lines(rows), left=(0, 2))
+    return markdown_report(_settings(args), [], table(rows, args), notes(rows), summary)
 
 
 def _settings(args) -> str:
@@ -427,8 +332,7 @@ def _settings(args) -> str:
     return (
         f"rtol={args.rtol:g}, atol={args.atol:g}; dy/dt = MLP(y) + Omega y, dim {args.dim}, hidden {args.hidden}, "
         f"batch {args.batch}, {args.dtype}, one state {state_kib:g} KiB; K={args.checkpoints}; "
-        f"median of {args.repeats}; device {args.device}; memory {getattr(args, 'memory_how', 'not measured')}; "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"median of {args.repeats}; memory {getattr(args, 'memory_how', 'not measured')}; {versions(args)}"
     )
 
 
@@ -444,8 +348,8 @@ def write_plot(rows: list[Row], args, path: str) -> None:
     floor = 1e-2  # MiB: values at or below the noise floor (even negative) are drawn here
     for name in args.methods:
         points = [r for r in rows if r.method == name]
-        mem = [(r.horizon, max(r.memory_mib, floor)) for r in points if r.memory_mib is not None]
-        sec = [(r.horizon, r.seconds) for r in points if r.seconds is not None]
+        mem = [(r.case, max(r.memory_mib, floor)) for r in points if r.memory_mib is not None]
+        sec = [(r.case, r.seconds) for r in points if r.seconds is not None]
         style = dict(marker="o", label=labels[name], linestyle="-" if name in PHYSODE else "--")
         if mem:
             mem_ax.plot(*zip(*mem), **style)
@@ -479,38 +383,23 @@ QUICK = dict(dim=4, hidden=8, batch=8, horizons="1,4", repeats=1, checkpoints=4,
 DEFAULT_PLOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "memory.png")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: tiny sizes, short horizons, 1 repeat, plot to the temporary directory "
-                        "(explicit flags still win)")
+def parse_args(argv: list[str] | None = None):
+    p = parser(__doc__, "tiny sizes, short horizons, 1 repeat, plot to the temporary directory", repeats=3,
+               rtol=1e-4, atol=1e-5)
     p.add_argument("--horizons", default="1,10,100", help="comma-separated horizons T")
     p.add_argument("--methods", default=",".join(METHOD_NAMES), help=f"comma-separated subset of {','.join(METHOD_NAMES)}")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats after the warm-up (median reported)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every method (default: torch's)")
-    p.add_argument("--rtol", type=float, default=1e-4)
-    p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--checkpoints", type=int, default=16, help="K, the stored-state budget of aca-binomial and aca-uniform")
     p.add_argument("--dim", type=int, default=32, help="state dimension")
     p.add_argument("--hidden", type=int, default=64, help="MLP hidden width")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-repeats", type=int, default=1,
                    help="fresh subprocesses per (T, method) for peak memory (median reported)")
-    p.add_argument("--markdown", metavar="PATH", help="also write the table and checks as markdown")
     p.add_argument("--plot", metavar="PATH", default=DEFAULT_PLOT, help="PNG plot of memory and time against T "
                    "(default docs/memory.png; '' for none)")
-    p.add_argument("--child", metavar="T:METHOD", help=argparse.SUPPRESS)
-    if "--quick" in (sys.argv[1:] if argv is None else argv):
-        p.set_defaults(**QUICK)
-    args = p.parse_args(argv)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(args.methods) - set(METHOD_NAMES))
-    if unknown:
-        p.error(f"unknown methods {unknown}; choose from {', '.join(METHOD_NAMES)}")
+    args = parse(p, argv, QUICK)
+    args.methods = choices(p, "methods", args.methods, METHOD_NAMES)
     try:
         args.horizon_values = sorted({float(h) for h in args.horizons.split(",") if h.strip()})
     except ValueError:
@@ -521,19 +410,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--memory-repeats must be at least 1")
     if args.checkpoints < 1:
         p.error("--checkpoints must be at least 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda but torch.cuda.is_available() is False")
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    def plot(rows, args):
-        if args.plot:
-            write_plot(rows, args, args.plot)
-            print(f"wrote {args.plot}")
-
-    run_command(parse_args(argv), child_main, run_benchmark, format_text, format_markdown, finish=plot)
+def plot(rows, args) -> None:
+    if args.plot:
+        write_plot(rows, args, args.plot)
+        print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":
-    main()
+    run_command(parse_args(), child_main, run_benchmark, format_text, format_markdown, finish=plot)
