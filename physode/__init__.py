@@ -8,6 +8,7 @@ from .grad import GradientMethod
 from .model import Constant, FitResult, Learned, Parameter, State, System, fit
 from .nn import MLP
 from .odeint import Solution, odeint, solve
+from .sensitivity import Jacobian, Sensitivity, jacobian, jvp
 from .series import dataset as data
 from .solve import SolverError, Stats
 from .training import FitError
@@ -15,6 +16,6 @@ from .training import FitError
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Learned", "Parameter", "Solution", "SolverError",
-    "State", "Stats", "System", "data", "fit", "odeint", "solve",
+    "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Jacobian", "Learned", "Parameter", "Sensitivity",
+    "Solution", "SolverError", "State", "Stats", "System", "data", "fit", "jacobian", "jvp", "odeint", "solve",
 ]

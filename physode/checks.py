@@ -361,3 +361,39 @@ def check_declared(f0: StateTensors, params: tuple[Tensor, ...], gradient: Gradi
             f"(shapes {shapes}); gradient={gradient.name!r} would miss their gradients. Make func an nn.Module "
             "that owns them, or pass them as params=(...)"
         )
+
+
+def check_tangents(y0_tangents, param_tangents, layout: StateLayout, y0: Tensor, substitution) -> tuple:
+    """Directions for `jvp`: y0's as one flat tensor (P, *y0.shape) or None, and {name: (P, *shape)}
+    for parameters of func, all with the same P, in the state's dtype and on its device."""
+    counts = set()
+    y0_dot = None
+    if y0_tangents is not None:
+        pieces = list(y0_tangents) if layout.is_tuple and isinstance(y0_tangents, (tuple, list)) else [y0_tangents]
+        if len(pieces) != len(layout.shapes) or not all(isinstance(p, Tensor) for p in pieces):
+            raise TypeError(f"y0_tangents must be shaped like y0 with a leading dimension of directions: "
+                            f"{'a tuple of ' + str(len(layout.shapes)) + ' tensors' if layout.is_tuple else 'a tensor'}")
+        for i, (piece, shape) in enumerate(zip(pieces, layout.shapes)):
+            where = f"[{i}]" if layout.is_tuple else ""
+            if piece.ndim != len(shape) + 1 or tuple(piece.shape[1:]) != tuple(shape):
+                raise ValueError(f"y0_tangents{where} must have shape (P, *{tuple(shape)}), got {tuple(piece.shape)}")
+            counts.add(piece.shape[0])
+        y0_dot = layout.flatten(tuple(p.to(y0) for p in pieces) if layout.is_tuple else pieces[0].to(y0), batch=1)
+    params_dot = {}
+    if param_tangents is not None:
+        if not isinstance(param_tangents, dict):
+            raise TypeError(f"param_tangents must be a dict of parameter name -> tensor, got {type(param_tangents).__name__}")
+        for name, value in param_tangents.items():
+            if name not in substitution.parameters:
+                raise ValueError(f"param_tangents names {name!r}, which is not a parameter of func; its parameters are "
+                                 f"{sorted(substitution.parameters)}")
+            shape = tuple(substitution.parameters[name].shape)
+            if not isinstance(value, Tensor) or value.ndim != len(shape) + 1 or tuple(value.shape[1:]) != shape:
+                raise ValueError(f"param_tangents[{name!r}] must be a tensor of shape (P, *{shape})")
+            counts.add(value.shape[0])
+            params_dot[name] = value.to(substitution.parameters[name])
+    if not counts:
+        raise ValueError("jvp needs directions: y0_tangents, param_tangents or both")
+    if len(counts) > 1 or 0 in counts:
+        raise ValueError(f"every tangent must have the same positive number of directions P (leading dimension), got {sorted(counts)}")
+    return y0_dot, params_dot

@@ -57,6 +57,21 @@ def solve(
     options: dict | None = None, params: Sequence[Tensor] | None = None,
 ) -> Solution:
     """As `odeint`, returning a `Solution` with the output times, the states and the work counts."""
+    problem, layout, strategy = setup(func, y0, t, method, rtol, atol, gradient, options, params)
+    ys = strategy.solve(problem)
+    return Solution(ts=problem.times, ys=layout.unflatten(ys, len(problem.times)), stats=problem.stats)
+
+
+def setup(
+    func: Callable, y0: StateTensors, t, method: str, rtol, atol, gradient: str | GradientMethod,
+    options: dict | None, params: Sequence[Tensor] | None, *, declared: bool = True,
+) -> tuple[Problem, StateLayout, GradientMethod]:
+    """The checked initial value problem on a flat state, its layout and the gradient method.
+
+    f0 = func(t0, y0) is evaluated here. Where the method differentiates only the declared params,
+    it is evaluated with detached arguments, and (with `declared`) a func that depends on another
+    tensor requiring grad is refused.
+    """
     method = check_method(method)
     settings = check_options(options, method, check_gradient(gradient))
     if not callable(func):
@@ -78,7 +93,7 @@ def solve(
         detached = layout.unflatten(flat_y0.detach())
         f0 = func(times[0].detach(), detached)
         check_derivative(f0, detached, layout)
-        if torch.is_grad_enabled():
+        if declared and torch.is_grad_enabled():
             check_declared(f0, params, strategy)
         f0 = f0.detach() if isinstance(f0, Tensor) else tuple(f.detach() for f in f0)
     else:
@@ -93,5 +108,4 @@ def solve(
         stepper=stepper, controller=settings.controller, tolerance=tolerance,
         land=settings.land or not stepper.has_dense_output, max_steps=settings.max_steps, stats=stats,
     )
-    ys = strategy.solve(problem)
-    return Solution(ts=times, ys=layout.unflatten(ys, len(times)), stats=stats)
+    return problem, layout, strategy

@@ -4,8 +4,9 @@ from .aca import ACA
 from .adjoint import Adjoint
 from .base import GradientMethod, Problem
 from .direct import Direct
+from .forward import Substitution, tangent_sweep
 from .mali import MALI
 
 GRADIENTS: dict[str, GradientMethod] = {g.name: g for g in (ACA(), Direct(), Adjoint(), MALI())}
 
-__all__ = ["ACA", "GRADIENTS", "MALI", "Adjoint", "Direct", "GradientMethod", "Problem"]
+__all__ = ["ACA", "GRADIENTS", "MALI", "Adjoint", "Direct", "GradientMethod", "Problem", "Substitution", "tangent_sweep"]

@@ -3,7 +3,7 @@ product per accepted step, walking the steps backwards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -72,6 +72,23 @@ class _Reuse(torch.autograd.Function):
         return None, *grads
 
 
+def replay_step(
+    problem: Problem, record: StepRecord, clock: Clock, i: int, evaluate: Callable, y: Tensor, v: Tensor | None,
+) -> list[Tensor]:
+    """Accepted step i retaken from (y, v) with `evaluate` as func: [y1, then the carry where it is
+    state (ALF's v1), then the outputs interpolated inside the step where it has any]."""
+    stepper = problem.stepper
+    inside = record.interior(i)
+    has_inside = inside.stop > inside.start
+    span = clock.span(record.segment(i), record.start(i), record.end(i))
+    y1, ks = stepper.step(evaluate, span, y, v, full=has_inside)
+    outs = [y1] if v is None else [y1, stepper.carry(ks)]
+    if has_inside:
+        f1 = stepper.end_derivative(problem.func, span, y1, ks) if stepper.needs_end_derivative else None
+        outs.append(stepper.interpolate(clock.theta(inside, span), y, y1, span.h, ks, f1))
+    return outs
+
+
 def reverse_sweep(
     problem: Problem, record: StepRecord, clock: Clock, replay: StepReplay,
     states: Iterator[tuple[int, StoredState]], grad_outputs: Tensor, inputs: tuple[Tensor, ...],
@@ -83,7 +100,7 @@ def reverse_sweep(
     vector-Jacobian product. Where the carry is state (ALF's velocity v) the adjoint has a v part
     too, and the initial carry v0 = f(t0, z0) is differentiated last.
     """
-    stepper, func = problem.stepper, problem.func
+    func = problem.func
     adjoint = torch.zeros_like(grad_outputs[0])
     adjoint_v = None
     totals: list[Tensor | None] = [None] * len(inputs)
@@ -92,23 +109,16 @@ def reverse_sweep(
         if record.ends_segment(i):
             adjoint = adjoint + grad_outputs[clock.anchor_outputs[record.segment(i) + 1]]
         inside = record.interior(i)
-        has_inside = inside.stop > inside.start
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)
-            wrt, outs, cotangents = [z], [], [adjoint]
+            wrt, cotangents = [z], [adjoint]
             if v is not None:
                 v = v.detach().requires_grad_(True)
                 wrt.append(v)
-            span = clock.span(record.segment(i), record.start(i), record.end(i))
-            y1, ks = stepper.step(replay.evaluator(i), span, z, v, full=has_inside)
-            outs.append(y1)
-            if v is not None:
-                outs.append(stepper.carry(ks))
                 cotangents.append(torch.zeros_like(adjoint) if adjoint_v is None else adjoint_v)
-            if has_inside:
-                f1 = stepper.end_derivative(func, span, y1, ks) if stepper.needs_end_derivative else None
-                outs.append(stepper.interpolate(clock.theta(inside, span), z, y1, span.h, ks, f1))
+            if inside.stop > inside.start:
                 cotangents.append(grad_outputs[inside])
+            outs = replay_step(problem, record, clock, i, replay.evaluator(i), z, v)
             # retain_graph: func may use a graph built outside it from params, shared by all steps
             grads = torch.autograd.grad(outs, (*wrt, *inputs), cotangents, allow_unused=True, retain_graph=True)
         adjoint, adjoint_v = grads[0], (grads[1] if v is not None else None)

@@ -21,10 +21,11 @@ class StateLayout:
         self.shapes = [p.shape for p in y0] if self.is_tuple else [y0.shape]
         self.sizes = [s.numel() for s in self.shapes]
 
-    def flatten(self, pieces: StateTensors) -> Tensor:
+    def flatten(self, pieces: StateTensors, batch: int = 0) -> Tensor:
+        """The solver's tensor from the user's state; `batch` leading dimensions are kept."""
         if not self.is_tuple:
             return pieces
-        return torch.cat([p.reshape(-1) for p in pieces])
+        return torch.cat([p.reshape(*p.shape[:batch], -1) for p in pieces], dim=batch)
 
     def unflatten(self, flat: Tensor, *batch: int) -> StateTensors:
         """The user's state from the solver's tensor; `batch` leading dimensions are kept."""

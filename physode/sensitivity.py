@@ -1,0 +1,146 @@
+"""Sensitivities of a solution to its initial state and parameters, by forward-mode differentiation
+of the discrete solution: `jvp` along chosen directions, `jacobian` along all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .checks import check_tangents
+from .grad import Substitution, tangent_sweep
+from .odeint import setup
+from .solve import StateTensors, Stats
+
+
+@dataclass
+class Sensitivity:
+    """The result of `jvp`: output times `ts`, states `ys` (len(ts), *y0.shape), their `tangents`
+    (P, len(ts), *y0.shape) along the P directions (tuples of such for a tuple state), and `stats`
+    (the evaluations of the solve and of the forward sweep together)."""
+
+    ts: Tensor
+    ys: StateTensors
+    tangents: StateTensors
+    stats: Stats
+
+
+@dataclass
+class Jacobian:
+    """The result of `jacobian`: `ts`, `ys`, and the derivatives of ys with respect to `y0`, shape
+    (len(ts), *y.shape, *y0.shape), and to each parameter, `params[name]` of shape
+    (len(ts), *y.shape, *parameter.shape). For a tuple state, y0[i][j] is d ys[i] / d y0[j] and
+    params[name][i] is d ys[i] / d parameter. Entries not asked for (`wrt`) are None or absent."""
+
+    ts: Tensor
+    ys: StateTensors
+    y0: StateTensors | tuple[tuple[Tensor, ...], ...] | None
+    params: dict[str, StateTensors]
+    stats: Stats
+
+
+def jvp(
+    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], y0_tangents: StateTensors | None = None,
+    param_tangents: Mapping[str, Tensor] | None = None, *, method: str = "dopri5", rtol: float | Tensor = 1e-6,
+    atol: float | Tensor = 1e-8, options: dict | None = None,
+) -> Sensitivity:
+    """Solve dy/dt = func(t, y) as `physode.solve` does, and differentiate the solution along P
+    directions at once: `y0_tangents` shaped like y0 with a leading dimension P (None: zero), and
+    `param_tangents`, parameter name (as in func's `named_parameters()`) -> (P, *shape).
+
+    The tangents are the exact derivatives of the discrete solution (the same steps, with the
+    step-size search held fixed): what `gradient="direct"` differentiates in reverse. Cheap when
+    the directions are few and the outputs many: sensitivities of a trajectory to a few
+    parameters, Jacobians for least squares, identifiability and experiment design. Parameter
+    directions need func to be an nn.Module or a method of one; func must work under torch.func
+    transforms (no in-place changes of its own state, no data-dependent Python control flow on
+    tensors that depend on y).
+    """
+    substitution = Substitution(func) if param_tangents else None
+    problem, layout, _ = setup(substitution or func, _detached(y0), t, method, rtol, atol, "direct", options, None)
+    y0_dot, params_dot = check_tangents(y0_tangents, param_tangents, layout, problem.y0, substitution)
+    ys, tangents = tangent_sweep(problem, substitution, y0_dot, params_dot)
+    count = tangents.shape[0]
+    return Sensitivity(ts=problem.times, ys=layout.unflatten(ys, len(ys)),
+                       tangents=layout.unflatten(tangents, count, len(ys)), stats=problem.stats)
+
+
+def jacobian(
+    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], *, wrt: Sequence[str] | None = None,
+    method: str = "dopri5", rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8, options: dict | None = None,
+) -> Jacobian:
+    """The Jacobian of the solution at every output time with respect to y0 and to func's
+    parameters, by `jvp` along every entry of them (one forward sweep with that many directions).
+
+    `wrt` names what to differentiate: "y0" and/or parameter names of func's module (default: y0
+    and every parameter that requires grad).
+    """
+    is_tuple = not isinstance(y0, Tensor)
+    pieces = list(y0) if is_tuple else [y0]
+    module_parameters = Substitution(func).parameters if (wrt is None or set(wrt) - {"y0"}) and _has_module(func) else {}
+    if wrt is None:
+        wrt = ["y0", *(name for name, p in module_parameters.items() if p.requires_grad)]
+    wrt = list(wrt)
+    names = [name for name in wrt if name != "y0"]
+    sizes = ([sum(p.numel() for p in pieces)] if "y0" in wrt else []) + [module_parameters[n].numel() if n in
+                                                                         module_parameters else 0 for n in names]
+    total = sum(sizes)
+    like = pieces[0]
+    eye = torch.eye(max(total, 1), dtype=like.dtype, device=like.device)[:total]
+    blocks = list(eye.split(sizes, dim=1)) if total else []
+    y0_tangents = None
+    if "y0" in wrt:
+        flat = blocks.pop(0)
+        parts = flat.split([p.numel() for p in pieces], dim=1)
+        shaped = [part.reshape(total, *p.shape) for part, p in zip(parts, pieces)]
+        y0_tangents = tuple(shaped) if is_tuple else shaped[0]
+    param_tangents = {}
+    for name, block in zip(names, blocks):
+        if name not in module_parameters:
+            raise ValueError(f"wrt names {name!r}, which is neither 'y0' nor a parameter of func "
+                             f"({sorted(module_parameters)})")
+        param_tangents[name] = block.reshape(total, *module_parameters[name].shape)
+    if not total:
+        raise ValueError("wrt selects nothing to differentiate")
+    sensitivity = jvp(func, y0, t, y0_tangents, param_tangents or None, method=method, rtol=rtol, atol=atol,
+                      options=options)
+    outputs = list(sensitivity.tangents) if is_tuple else [sensitivity.tangents]
+    columns = dict(zip(["y0"] * ("y0" in wrt) + names, _offsets(sizes)))
+
+    def derivative(start: int, shape: tuple[int, ...], size: int) -> list[Tensor]:
+        """d ys / d (the entries start..start+size), shaped (len(ts), *y.shape, *shape), per output piece."""
+        return [torch.movedim(out[start:start + size], 0, -1).reshape(*out.shape[1:], *shape) for out in outputs]
+
+    d_y0 = None
+    if "y0" in wrt:
+        offsets = _offsets([p.numel() for p in pieces], columns["y0"])
+        per_input = [derivative(o, tuple(p.shape), p.numel()) for o, p in zip(offsets, pieces)]
+        d_y0 = tuple(tuple(per_input[j][i] for j in range(len(pieces))) for i in range(len(outputs))) if is_tuple \
+            else per_input[0][0]
+    d_params = {}
+    for name in names:
+        per_output = derivative(columns[name], tuple(module_parameters[name].shape), module_parameters[name].numel())
+        d_params[name] = tuple(per_output) if is_tuple else per_output[0]
+    return Jacobian(ts=sensitivity.ts, ys=sensitivity.ys, y0=d_y0, params=d_params, stats=sensitivity.stats)
+
+
+def _offsets(sizes: Sequence[int], start: int = 0) -> list[int]:
+    offsets = []
+    for size in sizes:
+        offsets.append(start)
+        start += size
+    return offsets
+
+
+def _has_module(func: Callable) -> bool:
+    return isinstance(func, torch.nn.Module) or isinstance(getattr(func, "__self__", None), torch.nn.Module)
+
+
+def _detached(y0):
+    if isinstance(y0, Tensor):
+        return y0.detach()
+    if isinstance(y0, (tuple, list)):
+        return tuple(p.detach() if isinstance(p, Tensor) else p for p in y0)
+    return y0
