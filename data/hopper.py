@@ -11,7 +11,7 @@ import xarray as xr
 
 from physode.checks import check_count, check_flag
 from physode.series.dataset import load, save
-from physode.training import Progress
+from physode.training import progress_bar
 
 ASSET = Path(__file__).resolve().parent / "assets" / "hopper.xml"
 TIMESTEP = 0.005  # seconds: <option timestep="0.005"/> of dm_control's hopper.xml
@@ -80,7 +80,8 @@ def _generate(series: int, seed: int, steps: int, progress: bool) -> xr.Dataset:
     rng = np.random.default_rng(seed)
     qpos = np.empty((series, steps, model.nq))
     qvel = np.empty((series, steps, model.nv))
-    bar = Progress(series, enabled=progress)
+    bar = progress_bar(series, progress, unit="series")
+    bar.set_description("hopper: generating series")
     for i in range(series):
         mujoco.mj_resetData(model, data)
         data.qpos[:2] = rng.uniform(0.0, 0.5, size=2)  # rootx, rootz
@@ -91,7 +92,7 @@ def _generate(series: int, seed: int, steps: int, progress: bool) -> xr.Dataset:
             qpos[i, t] = data.qpos
             qvel[i, t] = data.qvel
             mujoco.mj_step(model, data)
-        bar.update(i + 1, "hopper: generating series")
+        bar.update(1)
     bar.close()
     units = {"units": "m for rootx and rootz, rad for the angles"}
     velocity_units = {"units": "m / s for rootx and rootz, rad / s for the angles"}

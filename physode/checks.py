@@ -88,6 +88,15 @@ def check_fraction(name: str, value, *, closed: bool = False) -> float:
     return float(value)
 
 
+def check_fit_tolerance(name: str, value) -> float:
+    """A least-squares stopping tolerance (ftol, xtol, gtol): a number in [0, 1), 0 turning its test off."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1) (0 turns its test off), got {value}")
+    return float(value)
+
+
 def check_flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")

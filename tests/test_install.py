@@ -14,6 +14,6 @@ def test_public_surface():
     import physode
 
     assert set(physode.__all__) == {
-        "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Learned", "Parameter", "Solution",
-        "SolverError", "State", "Stats", "System", "data", "fit", "odeint", "solve",
+        "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Jacobian", "Learned", "Parameter", "Sensitivity",
+        "Solution", "SolverError", "State", "Stats", "System", "data", "fit", "jacobian", "jvp", "odeint", "solve",
     }

@@ -13,13 +13,16 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from ..checks import check_count, check_fraction, check_real
+from ..checks import check_count, check_fit_tolerance, check_fraction, check_real
 from ..grad import GradientMethod
 from ..series import dataset
 from ..series.losses import check_penalty, masked_loss
-from ..training import Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
+from ..training import (
+    GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train,
+)
 from .estimates import InitialState, ShootingNodes
 from .report import parameter_report
+from .residuals import SystemResiduals
 
 
 @dataclass(kw_only=True)
@@ -36,8 +39,8 @@ class FitResult(TrainingResult):
 
     def report(self, **solver):
         """Fitted physical parameters with Gauss-Newton standard errors (a pandas DataFrame), from
-        solves with the fit's solver settings; `solver` keywords (method, rtol, atol, options)
-        override them, e.g. tighter tolerances for the Jacobian."""
+        the exact Jacobian of solves with the fit's solver settings; `solver` keywords (method,
+        rtol, atol, options) override them, e.g. tighter tolerances for the Jacobian."""
         return self._report(**solver)
 
 
@@ -47,13 +50,19 @@ class _Batch:
     observed: dict[str, Tensor]
 
 
+FIRST_ORDER_DEFAULTS = {"epochs": 300, "lr": 1e-2}
+LEAST_SQUARES_DEFAULTS = {"epochs": 100}
+LEAST_SQUARES = "levenberg_marquardt"
+MAX_LEAST_SQUARES_UNKNOWNS = 5000
+
+
 def fit(
-    system, data, *, epochs: int = 100, lr: float = 1e-2, optimizer: str | Callable = "adam",
+    system, data, *, epochs: int | None = None, optimizer: str | Callable = "auto", lr: float | None = None,
     batch_size: int | None = None, loss: str | Callable = "mse", time_weight=None,
     gradient: str | GradientMethod = "aca", method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8,
-    options: dict | None = None,
+    options: dict | None = None, ftol: float = 1e-8, xtol: float = 1e-8, gtol: float = 1e-8,
     validation: float | None = None, patience: int | None = None, shooting: int | None = None, continuity: float = 1.0,
-    initial_state=None, learn_initial_state: str = "unobserved", progress: bool = True,
+    initial_state=None, learn_initial_state: str = "all", progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None, resume: bool = False, callbacks: Sequence[Callable] = (),
     seed: int = 0, max_failures: int = 5,
 ) -> FitResult:
@@ -61,33 +70,52 @@ def fit(
     states of the series where they are not observed) to `data`, an xarray.Dataset of
     observations (NaN = not observed).
 
-    - `epochs`, `lr`, `optimizer` (a name in OPTIMIZERS or a factory `params -> Optimizer`),
-      `batch_size` (series per update; default all), `seed` (the order of the batches).
+    - `optimizer`: "auto" (default) is Levenberg-Marquardt when the system has no learned term,
+      the loss is "mse" and the whole data set is one batch: least squares on the exact Jacobian
+      of the residuals from forward sensitivities (physode.jvp), stopping on `ftol`, `xtol` or
+      `gtol` with the meanings of scipy.optimize.least_squares; otherwise Adam. Or a name in
+      OPTIMIZERS, "levenberg_marquardt", or a factory `params, lr -> Optimizer`.
+    - `epochs`: at most this many epochs (Levenberg-Marquardt: accepted steps; default 100, or
+      300 for a first-order optimiser); `lr` (first-order only, default 1e-2); `batch_size`
+      (series per update; default all); `seed` (the order of the batches).
     - `loss`: "mse", "mae", "huber" or a callable of the residual, averaged over observed entries;
       `time_weight`: weights per time point (an array, or a callable of the time tensor).
-    - `gradient`, `method`, `rtol`, `atol`, `options`: passed to physode.odeint.
+    - `method`, `rtol`, `atol`, `options`: the solver of every integration; `gradient`: how a
+      first-order optimiser differentiates them (the Jacobian of least squares is forward-mode).
     - `validation`: a fraction of the time points, the last ones, held out; the best epoch is the
       one with the lowest validation loss, and `patience` epochs without improvement stop the fit.
     - `shooting`: multiple shooting with windows of this many time intervals, each starting from
       a fitted state, plus `continuity` times the mean squared mismatch where windows meet.
     - `initial_state`: starting values (a mapping or Dataset) for states not observed at the
-      first time (default: `system.initial_guess`); `learn_initial_state`: "unobserved", "all"
-      or "none".
+      first time (default: `system.initial_guess`); `learn_initial_state`: "all" (default: every
+      entry is fitted, starting from the first observation where there is one, which is noisy
+      like the others), "unobserved" (observed entries are held at the first observation) or
+      "none".
+    - `progress`: a progress bar (None: only when stderr is a terminal).
     - `checkpoint`: a file written atomically after every epoch; `resume=True` continues from it
       exactly where an interrupted fit stopped. A KeyboardInterrupt returns the result so far.
     - `callbacks`: called as callback(epoch, logs) after each epoch; a true return stops the fit.
 
-    A step whose loss or gradient is not finite, or whose solve fails, is skipped with a warning:
-    the parameters go back to the last good ones and the learning rate is halved; `max_failures`
-    failures in a row stop the fit with a FitError carrying the result so far.
+    The result says why the fit stopped (`stop_reason`) and how many solves it took (`solves`).
+    A first-order update whose loss or gradient is not finite, or whose solve fails, is skipped
+    with a warning: the parameters go back to the last good ones and the learning rate is halved;
+    a Levenberg-Marquardt trial point where that happens is rejected and the damping raised.
+    `max_failures` failures in a row stop the fit with a FitError carrying the result so far.
     """
-    _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures)
     penalty = check_penalty(loss)
+    check_optimizer(optimizer, extra=("auto", LEAST_SQUARES))
     reference = next(iter(system.parameters()), None)
     dtype = reference.dtype if reference is not None else torch.get_default_dtype()
     device = reference.device if reference is not None else torch.device("cpu")
     times, observed = dataset.observations(data, system, dtype, device)
     series_count, time_count = next(iter(observed.values())).shape[:2]
+    optimizer = _choose_optimizer(optimizer, system, loss, batch_size, series_count)
+    least_squares = optimizer == LEAST_SQUARES
+    defaults = LEAST_SQUARES_DEFAULTS if least_squares else FIRST_ORDER_DEFAULTS
+    epochs = defaults["epochs"] if epochs is None else epochs
+    _check_arguments(epochs, lr, least_squares, loss, batch_size, series_count, validation, patience, shooting,
+                     continuity, max_failures, ftol, xtol, gtol)
+    lr = defaults.get("lr") if lr is None else lr
     train_count = time_count - (round(validation * time_count) if validation else 0)
     if validation and not 2 <= train_count < time_count:
         raise ValueError(f"validation={validation} leaves {train_count} of {time_count} time points for training; need 2 or more")
@@ -104,13 +132,14 @@ def fit(
     trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("nothing to fit: the system has no free parameter and every initial state is fixed")
-    opt = make_optimizer(optimizer, trainable, lr)
     fingerprint = _fingerprint(system, data, dict(solver, loss=str(loss), batch_size=batch_size, validation=validation,
                                                   shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
-                                                  learn=learn_initial_state))
+                                                  learn=learn_initial_state, tolerances=(ftol, xtol, gtol)))
     train_weight = weight[:train_count] if weight is not None else None
+    tally = _Tally()
 
     def batch_loss(index: Tensor, run) -> Tensor:
+        tally.count += 1 if nodes is None else len(_shooting_windows(train_count, shooting))
         batch = _Batch(index, {name: values[index, :train_count] for name, values in observed.items()})
         start = estimates(batch.index)
         if nodes is None:
@@ -122,21 +151,61 @@ def fit(
     def validation_loss(run) -> float | None:
         if not validation:
             return None
+        tally.count += 1
         with torch.no_grad():
             predicted = system.integrate(estimates(), times, **solver)
         tail = {name: values[:, train_count:] for name, values in observed.items()}
         return masked_loss({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
                            weight[train_count:] if weight is not None else None).item()
 
+    if least_squares:
+        windows = _shooting_windows(train_count, shooting) if nodes is not None else [(0, train_count - 1)]
+        unknowns = [(name, p) for name, p in system.named_parameters() if p.requires_grad]
+        residuals = SystemResiduals(system, unknowns, estimates, nodes, times[:train_count],
+                                    {name: values[:, :train_count] for name, values in observed.items()}, train_weight,
+                                    windows, continuity, solver, tally.add)
+        unknown_count = residuals.global_columns + residuals.free_local_unknowns
+        if unknown_count > MAX_LEAST_SQUARES_UNKNOWNS:
+            raise ValueError(f"optimizer={LEAST_SQUARES!r} would fit {unknown_count} unknowns, more than "
+                             f"{MAX_LEAST_SQUARES_UNKNOWNS}; use a first-order optimizer such as 'adam'")
+        update = LeastSquaresUpdate(residuals, ftol, xtol, gtol)
+    else:
+        update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss)
     loop = Loop(
-        modules=modules, optimizer=opt, series=series_count, batch_loss=batch_loss, validation_loss=validation_loss,
-        entries=lambda run: {name: value.cpu().numpy() for name, value in system.parameter_values().items()},
-        message=lambda logs: _progress_message(system, logs["loss"], logs["val_loss"]),
-        epochs=epochs, batch_size=batch_size, seed=seed, patience=patience, max_failures=max_failures,
-        callbacks=[_with_parameters(callback, system) for callback in callbacks], progress=progress, device=device,
+        modules=modules, update=update, series=series_count, validation_loss=validation_loss,
+        entries=lambda run: {"solves": tally.take(),
+                             **{name: value.cpu().numpy() for name, value in system.parameter_values().items()}},
+        message=lambda logs: _progress_message(system, logs, ftol if least_squares else None),
+        epochs=epochs, batch_size=None if least_squares else batch_size, seed=seed, patience=patience,
+        max_failures=max_failures, callbacks=[_with_parameters(callback, system) for callback in callbacks],
+        progress=progress, device=device,
     )
     return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint,
                  result=lambda run: _result(system, estimates, data, run, solver))
+
+
+class _Tally:
+    """Solves counted since the last epoch ended."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self) -> None:
+        self.count += 1
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+def _choose_optimizer(optimizer, system, loss, batch_size, series: int):
+    """"auto": Levenberg-Marquardt for physics (no learned parameter), an mse loss and one batch; else Adam."""
+    if optimizer != "auto":
+        return optimizer
+    learned = any(p.requires_grad for name in type(system)._declared["learned"]
+                  for p in getattr(system, name).parameters())
+    one_batch = batch_size is None or batch_size >= series
+    return LEAST_SQUARES if not learned and loss == "mse" and one_batch else "adam"
 
 
 def _with_parameters(callback: Callable, system) -> Callable:
@@ -145,20 +214,32 @@ def _with_parameters(callback: Callable, system) -> Callable:
                                                 "parameters": system.parameter_values()})
 
 
-def _check_arguments(epochs, lr, optimizer, batch_size, validation, patience, shooting, continuity, max_failures) -> None:
+def _check_arguments(epochs, lr, least_squares, loss, batch_size, series, validation, patience, shooting, continuity,
+                     max_failures, ftol, xtol, gtol) -> None:
     check_count("epochs", epochs)
     check_count("batch_size", batch_size, allow_none=True)
     check_count("patience", patience, allow_none=True)
     check_count("max_failures", max_failures)
     if shooting is not None and not (isinstance(shooting, int) and shooting >= 2):
         raise ValueError(f"shooting must be an integer number of time intervals per window, >= 2, got {shooting!r}")
-    check_real("lr", lr, positive=True)
+    if lr is not None:
+        check_real("lr", lr, positive=True)
     if validation is not None:
         check_fraction("validation", validation)
     if patience is not None and validation is None:
         raise ValueError("patience (early stopping) needs a validation fraction")
     check_real("continuity", continuity, positive=False)
-    check_optimizer(optimizer)
+    for name, value in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
+        check_fit_tolerance(name, value)
+    if least_squares:
+        if lr is not None:
+            raise ValueError(f"lr does not apply to optimizer={LEAST_SQUARES!r} (the default for physics-only systems), "
+                             "which sets its own steps; for a first-order fit name one, e.g. optimizer='adam'")
+        if loss != "mse":
+            raise ValueError(f"optimizer={LEAST_SQUARES!r} minimises squared residuals: it needs loss='mse', got {loss!r}")
+        if batch_size is not None and batch_size < series:
+            raise ValueError(f"optimizer={LEAST_SQUARES!r} takes the whole data set as one batch; batch_size={batch_size} "
+                             f"is less than its {series} series")
 
 
 def _time_weight(time_weight, times: Tensor) -> Tensor | None:
@@ -224,8 +305,11 @@ def _shooting_loss(system, start, nodes, batch, times, shooting, continuity, pen
     return loss
 
 
-def _progress_message(system, loss, val_loss) -> str:
-    parts = [f"loss {loss:.4g}"] + ([f"val {val_loss:.4g}"] if val_loss is not None else [])
+def _progress_message(system, logs: dict, ftol: float | None) -> str:
+    """Loss, validation loss, the distance to the ftol test (least squares) and the small parameters."""
+    parts = [f"loss {logs['loss']:.4g}"] + ([f"val {logs['val_loss']:.4g}"] if logs["val_loss"] is not None else [])
+    if ftol is not None:
+        parts.append(f"reduction {logs['relative_reduction']:.2g} (ftol {ftol:g})")
     for name, value in system.parameter_values().items():
         flat = value.flatten().tolist()
         if len(flat) <= 4:

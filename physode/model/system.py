@@ -35,8 +35,10 @@ class System(nn.Module):
     the states `s` (tensors of shape (series, *state shape)) and returns a dict of their time
     derivatives; the two are summed, and a state neither mentions has derivative zero.
     Keyword arguments of the constructor set initial parameter values and constants; `dtype` and
-    `device` place everything (pass dtype=torch.float64 rather than calling .double() afterwards,
-    which would keep initial values rounded to float32).
+    `device` place everything. The dtype defaults to float64 for a system without learned terms
+    (physics only: scipy's precision, where tolerances of 1e-8 mean something) and to torch's
+    default dtype (float32) for one with them; pass dtype=torch.float64 rather than calling
+    .double() afterwards, which would keep initial values rounded to float32.
     """
 
     observed: Sequence[str] | None = None
@@ -59,8 +61,8 @@ class System(nn.Module):
 
     def __init__(self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None, **values):
         super().__init__()
-        dtype = dtype or torch.get_default_dtype()
         declared = type(self)._declared
+        dtype = dtype or (torch.get_default_dtype() if declared["learned"] else torch.float64)
         if not declared["states"]:
             raise TypeError(f"{type(self).__name__} declares no State")
         if type(self).physics is System.physics and type(self).learned is System.learned:

@@ -17,7 +17,7 @@ from ..grad import GradientMethod
 from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpolation_task, series_variables, subsample
 from ..series.losses import gaussian_log_likelihood, mse
 from ..series.timegrid import integrate_series
-from ..training import Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
+from ..training import GradientUpdate, Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
 from .dynamics import LatentDynamics
 from .mlp import MLP
 from .odernn import ODERNN
@@ -145,7 +145,7 @@ class LatentODE(nn.Module):
             resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
             optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
             kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
-            patience: int | None = None, checkpoint=None, resume: bool = False, progress: bool = True,
+            patience: int | None = None, checkpoint=None, resume: bool = False, progress: bool | None = None,
             callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
         observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
@@ -205,9 +205,9 @@ class LatentODE(nn.Module):
                     "optimizer": str(optimizer), "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
                     "kl": asdict(kl), "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
         loop = Loop(
-            modules=[self], optimizer=opt, series=full.series, batch_loss=batch_loss, validation_loss=validation_loss,
-            entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)}, message=_message, epochs=epochs,
-            batch_size=batch_size, seed=seed, lr_decay=lr_decay, min_lr=min_lr, patience=patience,
+            modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr), series=full.series,
+            validation_loss=validation_loss, entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)},
+            message=_message, epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
             max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device,
         )
         data_pieces = [t.detach().cpu().double().numpy() for t in (full.times, full.values, full.mask)]

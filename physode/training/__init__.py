@@ -1,12 +1,15 @@
-"""Training: the loop shared by every fit, its checkpoint store and its progress display."""
+"""Training: the loop shared by every fit, its updates (first-order optimisers, Levenberg-Marquardt),
+its checkpoint store and its progress bar."""
 
-from .loop import (
-    OPTIMIZERS, FitError, Loop, Run, StepFailed, TrainingResult, check_optimizer, fingerprint, history_dataset,
-    make_optimizer, train,
+from .least_squares import Iteration, LeastSquaresProblem, LevenbergMarquardt, NormalEquations
+from .loop import FitError, Loop, Run, TrainingResult, fingerprint, history_dataset, train
+from .progress import progress_bar
+from .updates import (
+    OPTIMIZERS, GradientUpdate, LeastSquaresUpdate, StepFailed, Update, check_optimizer, make_optimizer,
 )
-from .progress import Progress
 
 __all__ = [
-    "OPTIMIZERS", "FitError", "Loop", "Progress", "Run", "StepFailed", "TrainingResult", "check_optimizer",
-    "fingerprint", "history_dataset", "make_optimizer", "train",
+    "OPTIMIZERS", "FitError", "GradientUpdate", "Iteration", "LeastSquaresProblem", "LeastSquaresUpdate",
+    "LevenbergMarquardt", "Loop", "NormalEquations", "Run", "StepFailed", "TrainingResult", "Update",
+    "check_optimizer", "fingerprint", "history_dataset", "make_optimizer", "progress_bar", "train",
 ]

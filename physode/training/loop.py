@@ -5,7 +5,6 @@ checkpoints that resume exactly where an interrupted run stopped."""
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import math
@@ -22,16 +21,8 @@ from torch import Tensor, nn
 
 from ..solve import SolverError
 from . import store
-from .progress import Progress
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    # L-BFGS with a strong-Wolfe line search, for deterministic, smooth fits of a few parameters;
-    # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
-    "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
-}
-
+from .progress import progress_bar
+from .updates import StepFailed, Update
 
 class FitError(RuntimeError):
     """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
@@ -39,10 +30,6 @@ class FitError(RuntimeError):
     def __init__(self, message: str, result):
         super().__init__(message)
         self.result = result
-
-
-class StepFailed(RuntimeError):
-    """An update whose loss or gradient is not finite."""
 
 
 @dataclass
@@ -55,8 +42,7 @@ class Run:
     history: dict = field(default_factory=dict)
     best: dict | None = None
     since_best: int = 0
-    interrupted: bool = False
-    stopped_early: bool = False
+    stop_reason: str = ""
 
     @property
     def best_epoch(self) -> int:
@@ -66,21 +52,34 @@ class Run:
 @dataclass(kw_only=True)
 class TrainingResult:
     """What a fit returns. `history`: an xarray.Dataset over `epoch` with the training loss, the
-    validation loss (NaN without validation), the learning rate, the seconds per epoch and any
-    further entries; `best_epoch` is the one whose modules the model holds after fitting."""
+    validation loss (NaN without validation), the seconds per epoch, the optimiser's own entries
+    (the learning rate, or Levenberg-Marquardt's damping and stopping distances) and any further
+    entries; `best_epoch` is the one whose modules the model holds after fitting; `stop_reason`
+    says why the fit stopped: "converged: ftol" (or xtol, gtol), "max_epochs", "early stopping:
+    patience", "callback", "interrupted" or "failed"; `solves` counts the ODE solves it took,
+    where the fit records them in its history (a solve with its gradient or its Jacobian counts once)."""
 
     history: xr.Dataset
     best_epoch: int
     epochs: int
     seconds: float
-    interrupted: bool = False
-    stopped_early: bool = False
+    stop_reason: str = ""
+    solves: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == "interrupted"
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason.startswith(("early stopping", "callback"))
 
     @staticmethod
     def fields(run: Run, units: dict[str, str | None] | None = None) -> dict:
         """The fields of a result from a finished run; `units` of history entries become attributes."""
         return {"history": history_dataset(run.history, units or {}), "best_epoch": run.best_epoch, "epochs": run.epoch,
-                "seconds": run.seconds, "interrupted": run.interrupted, "stopped_early": run.stopped_early}
+                "seconds": run.seconds, "stop_reason": run.stop_reason,
+                "solves": int(sum(run.history.get("solves", [])))}
 
 
 def history_dataset(history: dict, units: dict[str, str | None]) -> xr.Dataset:
@@ -97,52 +96,48 @@ def history_dataset(history: dict, units: dict[str, str | None]) -> xr.Dataset:
 class Loop:
     """What to train and how.
 
-    `batch_loss(index, run)` gives the loss of the series `index` (a tensor of positions);
-    `validation_loss(run)` a float or None; `entries(run)` the extra history entries of an epoch
-    (e.g. physical parameters); `message(logs)` the progress line. After every epoch the learning
-    rate is multiplied by `lr_decay` (not below `min_lr`).
+    `update` (a GradientUpdate or LeastSquaresUpdate) updates the modules' parameters on the
+    series `index` (a tensor of positions) and returns the batch's loss; `validation_loss(run)`
+    gives a float or None; `entries(run)` the extra history entries of an epoch (e.g. physical
+    parameters); `message(logs)` the progress text. `progress`: True, False, or None for a
+    progress bar only when stderr is a terminal.
     """
 
     modules: Sequence[nn.Module]
-    optimizer: torch.optim.Optimizer
+    update: Update
     series: int
-    batch_loss: Callable[[Tensor, Run], Tensor]
     validation_loss: Callable[[Run], float | None] = lambda run: None
     entries: Callable[[Run], dict] = lambda run: {}
     message: Callable[[dict], str] = lambda logs: f"loss {logs['loss']:.4g}"
     epochs: int = 100
     batch_size: int | None = None
     seed: int = 0
-    lr_decay: float = 1.0
-    min_lr: float = 0.0
     patience: int | None = None
     max_failures: int = 5
     callbacks: Sequence[Callable] = ()
-    progress: bool = True
+    progress: bool | None = None
     device: torch.device | None = None
-
-    @property
-    def trainable(self) -> list[Tensor]:
-        return [p for m in self.modules for p in m.parameters() if p.requires_grad]
 
 
 def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str = "",
           result: Callable[[Run], object] = lambda run: run):
-    """Run `loop` to its last epoch, an early stop, or a KeyboardInterrupt; return result(run)
-    with the modules set to their best epoch (lowest validation loss, else training loss).
+    """Run `loop` until its update converges, the last epoch, an early stop, or a
+    KeyboardInterrupt; return result(run) with the modules set to their best epoch (lowest
+    validation loss, else training loss).
 
-    An update whose loss or gradient is not finite, or whose solve fails, is skipped with a
-    warning: the parameters and optimiser go back to their last good state and the learning rate
-    is halved; `max_failures` failures in a row raise FitError carrying result(run).
+    An update that fails (a loss or gradient that is not finite, a failed solve) is skipped with a
+    warning: the parameters and the update's state go back to their last good values and the
+    update recovers (a halved learning rate, a larger damping); `max_failures` failures in a row
+    raise FitError carrying result(run).
     """
     generator = torch.Generator().manual_seed(loop.seed)
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         run = _restore(checkpoint, fingerprint, loop, generator)
-    bar = Progress(loop.epochs, loop.progress)
+    bar = progress_bar(loop.epochs, loop.progress, initial=run.epoch)
     failures = 0
     try:
-        while run.epoch < loop.epochs:
+        while run.epoch < loop.epochs and not run.stop_reason:
             started = time.perf_counter()
             order = torch.randperm(loop.series, generator=generator).to(loop.device)
             size = loop.batch_size or loop.series
@@ -151,16 +146,15 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 index = order[first:first + size]
                 snapshot = _snapshot(loop)
                 try:
-                    value = _update(loop, functools.partial(loop.batch_loss, index, run))
-                except (SolverError, StepFailed) as error:
+                    value = loop.update(index, run)
+                except (SolverError, StepFailed, FloatingPointError) as error:
                     failures += 1
                     _restore_snapshot(snapshot, loop)
-                    for group in loop.optimizer.param_groups:
-                        group["lr"] *= 0.5
-                    warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, "
-                                  f"learning rate halved to {loop.optimizer.param_groups[0]['lr']:.3g}",
+                    change = loop.update.recover()
+                    warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, {change}",
                                   RuntimeWarning, stacklevel=3)
                     if failures >= loop.max_failures:
+                        run.stop_reason = "failed"
                         raise FitError(f"fit stopped after {failures} failed updates in a row at epoch {run.epoch + 1}; "
                                        f"the last: {error}. Check the initial parameters, lower lr, or loosen rtol/atol",
                                        _finish(run, loop, result)) from error
@@ -173,9 +167,8 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
             val_loss = loop.validation_loss(run)
             seconds = time.perf_counter() - started
             run.seconds += seconds
-            lr = loop.optimizer.param_groups[0]["lr"]
-            entry = {"loss": train_loss, "val_loss": math.nan if val_loss is None else val_loss, "lr": lr,
-                     "seconds": seconds, **loop.entries(run)}
+            entry = {"loss": train_loss, "val_loss": math.nan if val_loss is None else val_loss, "seconds": seconds,
+                     **loop.update.end_epoch(), **loop.entries(run)}
             for key, value in entry.items():
                 run.history.setdefault(key, []).append(value)
             score = val_loss if val_loss is not None else train_loss
@@ -185,20 +178,21 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 run.since_best = 0
             else:
                 run.since_best += 1
-            for group in loop.optimizer.param_groups:
-                group["lr"] = max(group["lr"] * loop.lr_decay, loop.min_lr)
+            logs = {**entry, "epoch": run.epoch, "loss": train_loss, "val_loss": val_loss}
+            if loop.update.converged:
+                run.stop_reason = f"converged: {loop.update.converged}"
+            elif any(callback(run.epoch, logs) for callback in loop.callbacks):
+                run.stop_reason = "callback"
+            elif loop.patience is not None and run.since_best >= loop.patience:
+                run.stop_reason = f"early stopping: patience {loop.patience}"
+            elif run.epoch >= loop.epochs:
+                run.stop_reason = "max_epochs"
             if checkpoint is not None:
                 _save(checkpoint, fingerprint, run, loop, generator)
-            logs = {**entry, "epoch": run.epoch, "loss": train_loss, "val_loss": val_loss}
-            bar.update(run.epoch, loop.message(logs))
-            if any(callback(run.epoch, logs) for callback in loop.callbacks):
-                run.stopped_early = True
-                break
-            if loop.patience is not None and run.since_best >= loop.patience:
-                run.stopped_early = True
-                break
+            bar.set_postfix_str(loop.message(logs), refresh=False)
+            bar.update(1)
     except KeyboardInterrupt:
-        run.interrupted = True
+        run.stop_reason = "interrupted"
     finally:
         bar.close()
     return _finish(run, loop, result)
@@ -216,15 +210,6 @@ def fingerprint(name: str, pieces, settings: dict, module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def check_optimizer(optimizer) -> None:
-    if not (optimizer in OPTIMIZERS if isinstance(optimizer, str) else callable(optimizer)):
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or a factory (params, lr) -> Optimizer, got {optimizer!r}")
-
-
-def make_optimizer(optimizer, trainable: list[Tensor], lr: float) -> torch.optim.Optimizer:
-    return OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
-
-
 def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
     if run.best is not None:
         for module, saved in zip(loop.modules, run.best["modules"]):
@@ -232,35 +217,15 @@ def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
     return result(run)
 
 
-def _update(loop: Loop, compute: Callable[[], Tensor]) -> float:
-    """One optimiser step on the loss from `compute`; raises StepFailed if it is not finite."""
-    values = []
-    trainable = loop.trainable
-
-    def closure():
-        loop.optimizer.zero_grad()
-        loss = compute()
-        if not bool(torch.isfinite(loss)):
-            raise StepFailed(f"loss is {loss.item()}")
-        loss.backward()
-        if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
-            raise StepFailed("gradient is not finite")
-        values.append(loss.item())
-        return loss
-
-    loop.optimizer.step(closure)
-    return values[0]
-
-
 def _snapshot(loop: Loop) -> tuple:
-    return [_clone(m.state_dict()) for m in loop.modules], copy.deepcopy(loop.optimizer.state_dict())
+    return [_clone(m.state_dict()) for m in loop.modules], copy.deepcopy(loop.update.state_dict())
 
 
 def _restore_snapshot(snapshot, loop: Loop) -> None:
     states, optimizer_state = snapshot
     for module, saved in zip(loop.modules, states):
         module.load_state_dict(saved)
-    loop.optimizer.load_state_dict(optimizer_state)
+    loop.update.load_state_dict(optimizer_state)
 
 
 def _clone(state_dict) -> dict:
@@ -270,8 +235,8 @@ def _clone(state_dict) -> dict:
 def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
     store.save(path, {
         "fingerprint": fingerprint, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
-        "history": run.history, "since_best": run.since_best, "best": run.best,
-        "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.optimizer.state_dict(),
+        "history": run.history, "since_best": run.since_best, "best": run.best, "stop_reason": run.stop_reason,
+        "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.update.state_dict(),
         "generator": generator.get_state(),
     })
 
@@ -283,8 +248,10 @@ def _restore(path, fingerprint: str, loop: Loop, generator) -> Run:
                          "settings); pass resume=False to start over, or another checkpoint path")
     for module, state_dict in zip(loop.modules, saved["modules"]):
         module.load_state_dict(state_dict)
-    loop.optimizer.load_state_dict(saved["optimizer"])
+    loop.update.load_state_dict(saved["optimizer"])
     generator.set_state(saved["generator"])
     return Run(epoch=saved["epoch"], updates=saved["updates"], seconds=saved["seconds"],
                history={k: list(v) for k, v in saved["history"].items()}, best=saved["best"],
-               since_best=saved["since_best"])
+               since_best=saved["since_best"],
+               # a fit that ran out of epochs continues when given more; a converged one stays converged
+               stop_reason="" if saved["stop_reason"] == "max_epochs" else saved["stop_reason"])

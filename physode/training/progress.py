@@ -1,33 +1,15 @@
-"""A one-line progress display for long work, on stderr."""
+"""Progress of long work, as a tqdm bar on stderr."""
 
 from __future__ import annotations
 
 import sys
-import time
+
+from tqdm.auto import tqdm
 
 
-class Progress:
-    """Shows `[step/total] message (elapsed)`: rewritten in place on a terminal, otherwise printed
-    as a line about every 5% of the work (and on the last step), so logs stay short."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None):
-        self.total, self.enabled = total, enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.interactive = enabled and self.stream.isatty()
-        self.every = max(1, total // 20)
-        self.start = time.perf_counter()
-
-    def update(self, step: int, message: str) -> None:
-        if not self.enabled:
-            return
-        line = f"[{step:>{len(str(self.total))}}/{self.total}] {message} ({time.perf_counter() - self.start:.1f} s)"
-        if self.interactive:
-            self.stream.write("\r\033[K" + line)
-        elif step % self.every == 0 or step == self.total or step == 1:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.interactive:
-            self.stream.write("\n")
-            self.stream.flush()
+def progress_bar(total: int, enabled: bool | None = None, *, initial: int = 0, unit: str = "epoch") -> tqdm:
+    """A tqdm bar over `total` steps, starting at `initial`. `enabled`: True shows it, False hides
+    it, None shows it only when stderr is a terminal (so logs and CI output stay clean)."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, initial=initial, disable=not show, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                leave=True)

@@ -1,0 +1,137 @@
+"""How the training loop updates the unknowns on a batch: a first-order optimiser on a scalar loss
+(`GradientUpdate`), or Levenberg-Marquardt on residuals (`LeastSquaresUpdate`). Each owns its
+optimiser's state, recovers from a failed update, and reports its own history entries."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from ..solve import SolverError
+from .least_squares import LeastSquaresProblem, LevenbergMarquardt
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax, "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    # L-BFGS with a strong-Wolfe line search, for deterministic, smooth fits of a few parameters;
+    # its absolute stopping tolerances are off (a well-fitted loss can be far below 1e-9)
+    "lbfgs": functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0),
+}
+
+
+class StepFailed(RuntimeError):
+    """An update whose loss or gradient is not finite."""
+
+
+class Update(Protocol):
+    """One update of the unknowns on the batch `index`, returning the batch's loss.
+
+    `recover()` is called after a failed update (the unknowns and this state already restored)
+    and says what it changed; `end_epoch()` returns the epoch's history entries of this update
+    (and decays what decays per epoch); `converged` names the stopping test that was met, if any.
+    """
+
+    converged: str | None
+
+    def __call__(self, index: Tensor, run) -> float: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def recover(self) -> str: ...
+
+    def end_epoch(self) -> dict: ...
+
+
+class GradientUpdate:
+    """A torch optimiser step on `batch_loss(index, run)`; the learning rate is halved after a
+    failed update and multiplied by `lr_decay` after every epoch (not below `min_lr`)."""
+
+    converged = None
+
+    def __init__(self, optimizer: torch.optim.Optimizer, batch_loss: Callable, lr_decay: float = 1.0,
+                 min_lr: float = 0.0):
+        self.optimizer, self.batch_loss, self.lr_decay, self.min_lr = optimizer, batch_loss, lr_decay, min_lr
+
+    def __call__(self, index: Tensor, run) -> float:
+        values = []
+        trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+        def closure():
+            self.optimizer.zero_grad()
+            loss = self.batch_loss(index, run)
+            if not bool(torch.isfinite(loss)):
+                raise StepFailed(f"loss is {loss.item()}")
+            loss.backward()
+            if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
+                raise StepFailed("gradient is not finite")
+            values.append(loss.item())
+            return loss
+
+        self.optimizer.step(closure)
+        return values[0]
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+    def recover(self) -> str:
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        return f"learning rate halved to {self.optimizer.param_groups[0]['lr']:.3g}"
+
+    def end_epoch(self) -> dict:
+        lr = self.optimizer.param_groups[0]["lr"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(group["lr"] * self.lr_decay, self.min_lr)
+        return {"lr": lr}
+
+
+class LeastSquaresUpdate:
+    """One accepted Levenberg-Marquardt step on the residuals of the whole data set (`problem`;
+    the batch index is not used); the loss is |r|^2 after the step."""
+
+    def __init__(self, problem: LeastSquaresProblem, ftol: float, xtol: float, gtol: float):
+        self.problem = problem
+        self.method = LevenbergMarquardt(ftol, xtol, gtol, recoverable=(SolverError,))
+        self.last = None
+
+    @property
+    def converged(self) -> str | None:
+        return self.method.converged
+
+    def __call__(self, index: Tensor, run) -> float:
+        self.last = self.method.step(self.problem)
+        return 2.0 * self.last.cost
+
+    def state_dict(self) -> dict:
+        return self.method.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state)
+
+    def recover(self) -> str:
+        self.method.damping *= 10.0
+        return f"damping raised to {self.method.damping:.3g}"
+
+    def end_epoch(self) -> dict:
+        last = self.last
+        return {"damping": last.damping, "relative_reduction": last.relative_reduction,
+                "relative_step": last.relative_step, "gradient_cosine": last.cosine, "trials": last.trials}
+
+
+def check_optimizer(optimizer, extra: tuple[str, ...] = ()) -> None:
+    if not (optimizer in (*OPTIMIZERS, *extra) if isinstance(optimizer, str) else callable(optimizer)):
+        raise ValueError(f"optimizer must be one of {sorted((*OPTIMIZERS, *extra))} or a factory (params, lr) -> Optimizer, "
+                         f"got {optimizer!r}")
+
+
+def make_optimizer(optimizer, trainable: list[Tensor], lr: float) -> torch.optim.Optimizer:
+    return OPTIMIZERS[optimizer](trainable, lr=lr) if isinstance(optimizer, str) else optimizer(trainable, lr)
