@@ -2,13 +2,17 @@
 directions of y0 and of the parameters, pushed through the accepted steps.
 
 The solve first runs without derivatives and records its accepted steps; a forward sweep then
-retakes each step with `torch.func.jvp`, vmapped over the directions. Since the steps are fixed
-(the step-size search is not differentiated), the tangents are exactly the derivatives of the
-discrete solution that `direct` differentiates in reverse, to round-off. This is the variational
-(sensitivity) equation integrated on the same steps by the same Runge-Kutta method, which
-Runge-Kutta methods commute with (Hairer, Norsett & Wanner, Solving ODEs I, II.6; the internal
-differentiation of Bock, 1981). One sweep costs about P times one forward pass for P directions,
-where a Jacobian by reverse mode needs one backward pass per output entry.
+retakes each step on the state stacked with its P tangents, shape (1 + P, *y.shape). Everything a
+step does besides evaluating func is linear in the state and its stages (the stage sums, the
+error estimate, the dense output), so it acts on the stack as it stands; each evaluation of func
+returns f(t, y) stacked with its directional derivatives J_y f dY + J_p f dp, from
+`torch.func.jvp` vmapped over the directions. Since the steps are fixed (the step-size search is
+not differentiated), the tangents are exactly the derivatives of the discrete solution that
+`direct` differentiates in reverse, to round-off: the variational (sensitivity) equation
+integrated on the same steps by the same method, with which Runge-Kutta methods commute (Hairer,
+Norsett & Wanner, Solving ODEs I, II.6; the internal differentiation of Bock, 1981). A Jacobian
+of many outputs with respect to P unknowns costs one sweep, where reverse mode needs one
+backward pass per output entry.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ class _Call(nn.Module):
 class Substitution:
     """func(t, y), whose module parameters can be replaced by other tensors (dual ones, in a jvp).
 
-    func is an nn.Module, or a callable bound to one (a method); `names` are the parameter names
-    of that module, as in `named_parameters()`.
+    func is an nn.Module, or a callable bound to one (a method); `parameters` maps the names of
+    that module's parameters, as in `named_parameters()`, to them.
     """
 
     def __init__(self, func: Callable):
@@ -67,60 +71,58 @@ class Substitution:
         return functional_call(self.holder, self._values, (t, y), strict=False)
 
 
+class _Linearised:
+    """func on a state stacked with its tangents (1 + P, *shape) -> f stacked with its derivatives
+    along the P directions, the parameters' directions `dots` included."""
+
+    def __init__(self, func: Callable, substitution: Substitution | None, params_dot: Mapping[str, Tensor]):
+        self.func, self.substitution = func, substitution
+        self.names = list(params_dot)
+        self.values = [substitution.parameters[name].detach() for name in self.names]
+        self.dots = [params_dot[name] for name in self.names]
+
+    def _at(self, t: Tensor, y: Tensor, *values: Tensor) -> Tensor:
+        if not self.names:
+            return self.func(t, y)
+        with self.substitution.using(dict(zip(self.names, values))):
+            return self.func(t, y)
+
+    def __call__(self, t: Tensor, stacked: Tensor) -> Tensor:
+        y, tangents = stacked[0], stacked[1:]
+        value, derivative = vmap(lambda dy, *dp: jvp(lambda z, *v: self._at(t, z, *v), (y, *self.values), (dy, *dp)))(
+            tangents, *self.dots)
+        return torch.cat([value[:1], derivative])
+
+
 def tangent_sweep(
     problem: Problem, substitution: Substitution | None, y0_dot: Tensor | None, params_dot: Mapping[str, Tensor],
 ) -> tuple[Tensor, Tensor]:
     """The outputs (len(times), *y0.shape) and their tangents (P, len(times), *y0.shape) along P
     directions: `y0_dot` (P, *y0.shape) or None (zero), and `params_dot`, parameter name ->
-    (P, *shape) (each named parameter is held at its value along its direction; the others are
-    constant). At least one direction must be given."""
+    (P, *shape) (the parameters not named are constant). At least one direction must be given."""
     with torch.no_grad():
         _, record = problem.integrate(problem.y0, problem.f0, problem.times)
     clock = problem.clock(problem.times.detach())
-    names = list(params_dot)
-    values = [substitution.parameters[name].detach() for name in names] if names else []
-    dots = [params_dot[name] for name in names]
-    count = (y0_dot if y0_dot is not None else dots[0]).shape[0]
-    y0_dot = torch.zeros(count, *problem.y0.shape, dtype=problem.y0.dtype, device=problem.y0.device) \
-        if y0_dot is None else y0_dot
-    stepper, func = problem.stepper, problem.func
-
-    def directional(compute: Callable, primals: list[Tensor], directions: list[Tensor]) -> tuple[list, list]:
-        """compute(*primals) and its derivatives along the P directions of the primals and the parameters."""
-        def at(*arguments):
-            return _with(substitution, names, arguments, len(primals), compute)
-
-        out, dot = vmap(lambda *d: jvp(at, (*primals, *values), d))(*directions, *dots)
-        return [o[0] for o in out], list(dot)
-
+    count = (y0_dot if y0_dot is not None else next(iter(params_dot.values()))).shape[0]
+    y0 = problem.y0.detach()
+    if y0_dot is None:
+        y0_dot = y0.new_zeros(count, *y0.shape)
+    func = _Linearised(problem.func, substitution, params_dot)
     outputs: list[Tensor | None] = [None] * len(problem.times)
-    tangents: list[Tensor | None] = [None] * len(problem.times)
-    y, y_dot = problem.y0.detach(), y0_dot
-    v = v_dot = None
-    if stepper.state_carry(problem.f0) is not None:
-        t0 = clock.times[clock.anchor_outputs[0]]
-        (v,), (v_dot,) = directional(lambda z: (func(t0, z),), [y], [y_dot])
-    outputs[clock.anchor_outputs[0]], tangents[clock.anchor_outputs[0]] = y, y_dot
+    z = torch.cat([y0.unsqueeze(0), y0_dot])
+    v = None
+    if problem.stepper.state_carry(problem.f0) is not None:
+        v = func(clock.times[clock.anchor_outputs[0]], z)
+    outputs[clock.anchor_outputs[0]] = z
     for i in range(len(record)):
-        state, state_dot = ([y], [y_dot]) if v is None else ([y, v], [y_dot, v_dot])
-        outs, outs_dot = directional(lambda z, c=None: tuple(replay_step(problem, record, clock, i, func, z, c)),
-                                     state, state_dot)
-        y, y_dot = outs[0], outs_dot[0]
+        outs = replay_step(problem, record, clock, i, func, z, v)
+        z = outs[0]
         if v is not None:
-            v, v_dot = outs[1], outs_dot[1]
+            v = outs[1]
         inside = record.interior(i)
         if inside.stop > inside.start:
             outputs[inside] = list(outs[-1].unbind(0))
-            tangents[inside] = list(outs_dot[-1].unbind(1))
         if record.ends_segment(i):
-            k = clock.anchor_outputs[record.segment(i) + 1]
-            outputs[k], tangents[k] = y, y_dot
-    return torch.stack(outputs), torch.stack(tangents, dim=1)
-
-
-def _with(substitution: Substitution | None, names: list[str], arguments: tuple, split: int, compute: Callable):
-    """compute(*arguments[:split]) with the parameters `names` set to arguments[split:]."""
-    if not names:
-        return compute(*arguments[:split])
-    with substitution.using(dict(zip(names, arguments[split:]))):
-        return compute(*arguments[:split])
+            outputs[clock.anchor_outputs[record.segment(i) + 1]] = z
+    stacked = torch.stack(outputs, dim=1)  # (1 + P, len(times), *y0.shape)
+    return stacked[0], stacked[1:]

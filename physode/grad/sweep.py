@@ -75,8 +75,9 @@ class _Reuse(torch.autograd.Function):
 def replay_step(
     problem: Problem, record: StepRecord, clock: Clock, i: int, evaluate: Callable, y: Tensor, v: Tensor | None,
 ) -> list[Tensor]:
-    """Accepted step i retaken from (y, v) with `evaluate` as func: [y1, then the carry where it is
-    state (ALF's v1), then the outputs interpolated inside the step where it has any]."""
+    """Accepted step i retaken from (y, v) with `evaluate` as func (its end derivative too, where the
+    interpolant needs one): [y1, then the carry where it is state (ALF's v1), then the outputs
+    interpolated inside the step where it has any]."""
     stepper = problem.stepper
     inside = record.interior(i)
     has_inside = inside.stop > inside.start
@@ -84,7 +85,7 @@ def replay_step(
     y1, ks = stepper.step(evaluate, span, y, v, full=has_inside)
     outs = [y1] if v is None else [y1, stepper.carry(ks)]
     if has_inside:
-        f1 = stepper.end_derivative(problem.func, span, y1, ks) if stepper.needs_end_derivative else None
+        f1 = stepper.end_derivative(evaluate, span, y1, ks) if stepper.needs_end_derivative else None
         outs.append(stepper.interpolate(clock.theta(inside, span), y, y1, span.h, ks, f1))
     return outs
 

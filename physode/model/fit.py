@@ -50,9 +50,9 @@ class _Batch:
     observed: dict[str, Tensor]
 
 
-FIRST_ORDER_DEFAULTS = {"epochs": 300, "lr": 1e-2}
-LEAST_SQUARES_DEFAULTS = {"epochs": 100}
 LEAST_SQUARES = "levenberg_marquardt"
+# epochs and learning rate by optimizer, where the call gives none (measured in docs/benchmarks.md)
+DEFAULTS = {LEAST_SQUARES: {"epochs": 100}, "lbfgs": {"epochs": 20, "lr": 1.0}, "first-order": {"epochs": 300, "lr": 1e-2}}
 MAX_LEAST_SQUARES_UNKNOWNS = 5000
 
 
@@ -73,11 +73,13 @@ def fit(
     - `optimizer`: "auto" (default) is Levenberg-Marquardt when the system has no learned term,
       the loss is "mse" and the whole data set is one batch: least squares on the exact Jacobian
       of the residuals from forward sensitivities (physode.jvp), stopping on `ftol`, `xtol` or
-      `gtol` with the meanings of scipy.optimize.least_squares; otherwise Adam. Or a name in
+      `gtol` with the meanings of scipy.optimize.least_squares. With learned terms it is L-BFGS
+      (strong-Wolfe line search; stops on `ftol` too), and with mini-batches Adam. Or a name in
       OPTIMIZERS, "levenberg_marquardt", or a factory `params, lr -> Optimizer`.
-    - `epochs`: at most this many epochs (Levenberg-Marquardt: accepted steps; default 100, or
-      300 for a first-order optimiser); `lr` (first-order only, default 1e-2); `batch_size`
-      (series per update; default all); `seed` (the order of the batches).
+    - `epochs`: at most this many epochs (default: 100 for Levenberg-Marquardt, whose epoch is
+      one accepted step; 20 for L-BFGS, whose epoch is up to 20 iterations; 300 otherwise);
+      `lr` (first-order only; default 1 for L-BFGS, 1e-2 otherwise); `batch_size` (series per
+      update; default all); `seed` (the order of the batches).
     - `loss`: "mse", "mae", "huber" or a callable of the residual, averaged over observed entries;
       `time_weight`: weights per time point (an array, or a callable of the time tensor).
     - `method`, `rtol`, `atol`, `options`: the solver of every integration; `gradient`: how a
@@ -111,7 +113,7 @@ def fit(
     series_count, time_count = next(iter(observed.values())).shape[:2]
     optimizer = _choose_optimizer(optimizer, system, loss, batch_size, series_count)
     least_squares = optimizer == LEAST_SQUARES
-    defaults = LEAST_SQUARES_DEFAULTS if least_squares else FIRST_ORDER_DEFAULTS
+    defaults = DEFAULTS.get(optimizer, DEFAULTS["first-order"]) if isinstance(optimizer, str) else DEFAULTS["first-order"]
     epochs = defaults["epochs"] if epochs is None else epochs
     _check_arguments(epochs, lr, least_squares, loss, batch_size, series_count, validation, patience, shooting,
                      continuity, max_failures, ftol, xtol, gtol)
@@ -170,7 +172,8 @@ def fit(
                              f"{MAX_LEAST_SQUARES_UNKNOWNS}; use a first-order optimizer such as 'adam'")
         update = LeastSquaresUpdate(residuals, ftol, xtol, gtol)
     else:
-        update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss)
+        deterministic = optimizer == "lbfgs" and (batch_size is None or batch_size >= series_count)
+        update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss, ftol=ftol if deterministic else 0.0)
     loop = Loop(
         modules=modules, update=update, series=series_count, validation_loss=validation_loss,
         entries=lambda run: {"solves": tally.take(),
@@ -199,13 +202,15 @@ class _Tally:
 
 
 def _choose_optimizer(optimizer, system, loss, batch_size, series: int):
-    """"auto": Levenberg-Marquardt for physics (no learned parameter), an mse loss and one batch; else Adam."""
+    """"auto": with the whole data set as one batch, Levenberg-Marquardt for physics (no learned
+    parameter) and an mse loss, else L-BFGS; with mini-batches, Adam."""
     if optimizer != "auto":
         return optimizer
+    if batch_size is not None and batch_size < series:
+        return "adam"
     learned = any(p.requires_grad for name in type(system)._declared["learned"]
                   for p in getattr(system, name).parameters())
-    one_batch = batch_size is None or batch_size >= series
-    return LEAST_SQUARES if not learned and loss == "mse" and one_batch else "adam"
+    return LEAST_SQUARES if not learned and loss == "mse" else "lbfgs"
 
 
 def _with_parameters(callback: Callable, system) -> Callable:

@@ -164,8 +164,11 @@ class LevenbergMarquardt:
         while True:
             trials += 1
             dx = normal.solve(self.damping * scale)
-            relative_step = float(dx.norm()) / (float(x.norm()) + self.xtol)
-            if relative_step <= self.xtol:
+            step_norm, x_norm = float(dx.norm()), float(x.norm())
+            if not math.isfinite(step_norm):
+                raise FloatingPointError("the Levenberg-Marquardt step is not finite (a Jacobian that is not finite?)")
+            relative_step = step_norm / x_norm if x_norm > 0 else math.inf
+            if step_norm <= self.xtol * (self.xtol + x_norm):
                 return self._stop("xtol", cost, cost, trials, 0.0, relative_step, cosine)
             predicted = 0.5 * float(dx @ (self.damping * scale * dx - normal.gradient))
             problem.set_position(x + dx)

@@ -50,13 +50,15 @@ class Update(Protocol):
 
 class GradientUpdate:
     """A torch optimiser step on `batch_loss(index, run)`; the learning rate is halved after a
-    failed update and multiplied by `lr_decay` after every epoch (not below `min_lr`)."""
-
-    converged = None
+    failed update and multiplied by `lr_decay` after every epoch (not below `min_lr`). With
+    `ftol` > 0 (for a deterministic optimiser on the whole data set, such as L-BFGS) the fit has
+    converged once an epoch lowers the loss by no more than ftol relative to it."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, batch_loss: Callable, lr_decay: float = 1.0,
-                 min_lr: float = 0.0):
+                 min_lr: float = 0.0, ftol: float = 0.0):
         self.optimizer, self.batch_loss, self.lr_decay, self.min_lr = optimizer, batch_loss, lr_decay, min_lr
+        self.ftol, self.converged = ftol, None
+        self._losses: list[float] = []
 
     def __call__(self, index: Tensor, run) -> float:
         values = []
@@ -74,13 +76,15 @@ class GradientUpdate:
             return loss
 
         self.optimizer.step(closure)
+        self._losses.append(values[0])
         return values[0]
 
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        return {"optimizer": self.optimizer.state_dict(), "losses": list(self._losses), "converged": self.converged}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._losses, self.converged = list(state["losses"]), state["converged"]
 
     def recover(self) -> str:
         for group in self.optimizer.param_groups:
@@ -88,6 +92,12 @@ class GradientUpdate:
         return f"learning rate halved to {self.optimizer.param_groups[0]['lr']:.3g}"
 
     def end_epoch(self) -> dict:
+        """{"lr": the epoch's learning rate}; tests ftol on the loss at the start of the last two epochs."""
+        if self.ftol and len(self._losses) >= 2:
+            before, after = self._losses[-2:]
+            if before - after <= self.ftol * abs(before):
+                self.converged = "ftol"
+        self._losses = self._losses[-1:]
         lr = self.optimizer.param_groups[0]["lr"]
         for group in self.optimizer.param_groups:
             group["lr"] = max(group["lr"] * self.lr_decay, self.min_lr)
