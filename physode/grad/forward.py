@@ -22,28 +22,19 @@ from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jvp, vmap
+from torch.func import jvp, vmap
 
 from .base import Problem
 from .sweep import replay_step
-
-
-class _Call(nn.Module):
-    """A callable that uses `owner`'s parameters (a bound method of it), as a module of its own."""
-
-    def __init__(self, owner: nn.Module, call: Callable):
-        super().__init__()
-        self.owner, self.call = owner, call
-
-    def forward(self, t: Tensor, y):
-        return self.call(t, y)
 
 
 class Substitution:
     """func(t, y), whose module parameters can be replaced by other tensors (dual ones, in a jvp).
 
     func is an nn.Module, or a callable bound to one (a method); `parameters` maps the names of
-    that module's parameters, as in `named_parameters()`, to them.
+    that module's parameters, as in `named_parameters()`, to them. Within `using(values)` the
+    module's parameter slots hold `values` (as torch.func.functional_call does, without its
+    per-call bookkeeping), and are restored on leaving.
     """
 
     def __init__(self, func: Callable):
@@ -52,23 +43,31 @@ class Substitution:
             raise TypeError("the tangents of parameters need func to be an nn.Module or a bound method of one, "
                             f"got {type(func).__name__}")
         self.func = func
-        self.holder, self.prefix = (module, "") if module is func else (_Call(module, func), "owner.")
         self.parameters = dict(module.named_parameters())
-        self._values: dict[str, Tensor] | None = None
+        self._slots = {name: _owner(module, name) for name in self.parameters}
 
     @contextlib.contextmanager
     def using(self, values: Mapping[str, Tensor]) -> Iterator[None]:
         """Within the block, func sees `values` in place of the parameters they name."""
-        self._values = {self.prefix + name: value for name, value in values.items()}
+        saved = []
         try:
+            for name, value in values.items():
+                owner, attribute = self._slots[name]
+                saved.append((owner, attribute, owner._parameters[attribute]))
+                owner._parameters[attribute] = value
             yield
         finally:
-            self._values = None
+            for owner, attribute, original in reversed(saved):
+                owner._parameters[attribute] = original
 
     def __call__(self, t: Tensor, y):
-        if not self._values:
-            return self.func(t, y)
-        return functional_call(self.holder, self._values, (t, y), strict=False)
+        return self.func(t, y)
+
+
+def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The submodule holding the parameter `name` (dotted, as named_parameters gives it), and its own name there."""
+    path, _, attribute = name.rpartition(".")
+    return (module.get_submodule(path) if path else module), attribute
 
 
 class _Linearised:

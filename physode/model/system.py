@@ -49,6 +49,8 @@ class System(nn.Module):
         kinds = {State: "states", Parameter: "parameters", Constant: "constants", Learned: "learned"}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
+                for entries in found.values():  # a subclass's declaration replaces an inherited one
+                    entries.pop(name, None)
                 for kind, key in kinds.items():
                     if isinstance(value, kind):
                         found[key][name] = value
