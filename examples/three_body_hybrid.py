@@ -2,11 +2,12 @@
 
 The data contain gravity and a drag -gamma v that the ThreeBody physics does not know. Pure
 physics (ThreeBody: only the masses are free) and the hybrid (ThreeBodyHybrid: the same gravity
-plus a learned acceleration) are fitted to positions on t in [0, 1] and extrapolated to t = 2;
-the hybrid's learned term absorbs the drag, so it extrapolates better.
+plus a learned acceleration) are fitted with their defaults (Levenberg-Marquardt for the physics,
+L-BFGS for the hybrid) to positions on t in [0, 1] and extrapolated to t = 2; the hybrid's
+learned term absorbs the drag, so it extrapolates better.
 
-    python examples/three_body_hybrid.py              # about a minute on two cores
-    python examples/three_body_hybrid.py --drag 0.5 --epochs 800
+    python examples/three_body_hybrid.py              # a few minutes on two cores
+    python examples/three_body_hybrid.py --drag 0.5
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ TRUE_MASS = (1.1, 1.1, 0.9)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drag", type=float, default=0.3, help="drag coefficient gamma in the data")
-    parser.add_argument("--epochs", type=int, default=400, help="Adam epochs for each model")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -40,7 +40,7 @@ def main() -> None:
         torch.manual_seed(args.seed)
         model = cls(dtype=torch.float64)
         start = time.perf_counter()
-        result = model.fit(observed, epochs=args.epochs, lr=1e-2, rtol=1e-7, atol=1e-9, progress=False)
+        result = model.fit(observed)
         seconds = time.perf_counter() - start
         path = model.extrapolate(observed, times, initial_state=result.initial_state, rtol=1e-9, atol=1e-9)
         error = (path["position"].values - data["position"].values) ** 2

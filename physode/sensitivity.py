@@ -58,7 +58,7 @@ def jvp(
     transforms (no in-place changes of its own state, no data-dependent Python control flow on
     tensors that depend on y).
     """
-    substitution = Substitution(func) if param_tangents else None
+    substitution = Substitution(func) if param_tangents or _has_module(func) else None
     problem, layout, _ = setup(substitution or func, _detached(y0), t, method, rtol, atol, "direct", options, None)
     y0_dot, params_dot = check_tangents(y0_tangents, param_tangents, layout, problem.y0, substitution)
     ys, tangents = tangent_sweep(problem, substitution, y0_dot, params_dot)

@@ -31,10 +31,11 @@ from .sweep import replay_step
 class Substitution:
     """func(t, y), whose module parameters can be replaced by other tensors (dual ones, in a jvp).
 
-    func is an nn.Module, or a callable bound to one (a method); `parameters` maps the names of
-    that module's parameters, as in `named_parameters()`, to them. Within `using(values)` the
-    module's parameter slots hold `values` (as torch.func.functional_call does, without its
-    per-call bookkeeping), and are restored on leaving.
+    func is an nn.Module, or a callable bound to one (a method); `parameters` and `buffers` map
+    the names of that module's parameters and floating-point buffers, as in `named_parameters()`
+    and `named_buffers()`, to them. Within `using(values)` the module's slots hold `values` (as
+    torch.func.functional_call does, without its per-call bookkeeping), and are restored on
+    leaving.
     """
 
     def __init__(self, func: Callable):
@@ -44,7 +45,8 @@ class Substitution:
                             f"got {type(func).__name__}")
         self.func = func
         self.parameters = dict(module.named_parameters())
-        self._slots = {name: _owner(module, name) for name in self.parameters}
+        self.buffers = {name: b for name, b in module.named_buffers() if b.is_floating_point()}
+        self._slots = {name: _owner(module, name) for name in (*self.parameters, *self.buffers)}
 
     @contextlib.contextmanager
     def using(self, values: Mapping[str, Tensor]) -> Iterator[None]:
@@ -53,12 +55,13 @@ class Substitution:
         try:
             for name, value in values.items():
                 owner, attribute = self._slots[name]
-                saved.append((owner, attribute, owner._parameters[attribute]))
-                owner._parameters[attribute] = value
+                slots = owner._parameters if name in self.parameters else owner._buffers
+                saved.append((slots, attribute, slots[attribute]))
+                slots[attribute] = value
             yield
         finally:
-            for owner, attribute, original in reversed(saved):
-                owner._parameters[attribute] = original
+            for slots, attribute, original in reversed(saved):
+                slots[attribute] = original
 
     def __call__(self, t: Tensor, y):
         return self.func(t, y)
@@ -72,13 +75,20 @@ def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
 
 class _Linearised:
     """func on a state stacked with its tangents (1 + P, *shape) -> f stacked with its derivatives
-    along the P directions, the parameters' directions `dots` included."""
+    along the P directions, the parameters' directions `params_dot` included.
+
+    The module's floating-point buffers enter the jvp too, with zero tangents: an operation between
+    a tensor with a tangent and one without goes through a slow path of torch's forward-mode AD (a
+    zero tangent that is materialised does not).
+    """
 
     def __init__(self, func: Callable, substitution: Substitution | None, params_dot: Mapping[str, Tensor]):
         self.func, self.substitution = func, substitution
-        self.names = list(params_dot)
-        self.values = [substitution.parameters[name].detach() for name in self.names]
-        self.dots = [params_dot[name] for name in self.names]
+        buffers = substitution.buffers if substitution is not None else {}
+        self.names = [*params_dot, *buffers]
+        self.values = [substitution.parameters[name].detach() for name in params_dot] + list(buffers.values())
+        self.dots = [params_dot[name] for name in params_dot]
+        self.zeros = [torch.zeros_like(b) for b in buffers.values()]
 
     def _at(self, t: Tensor, y: Tensor, *values: Tensor) -> Tensor:
         if not self.names:
@@ -88,8 +98,11 @@ class _Linearised:
 
     def __call__(self, t: Tensor, stacked: Tensor) -> Tensor:
         y, tangents = stacked[0], stacked[1:]
-        value, derivative = vmap(lambda dy, *dp: jvp(lambda z, *v: self._at(t, z, *v), (y, *self.values), (dy, *dp)))(
-            tangents, *self.dots)
+
+        def directional(dy, *dp):
+            return jvp(lambda z, *v: self._at(t, z, *v), (y, *self.values), (dy, *dp, *self.zeros))
+
+        value, derivative = vmap(directional)(tangents, *self.dots)
         return torch.cat([value[:1], derivative])
 
 
