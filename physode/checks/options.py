@@ -1,0 +1,154 @@
+"""Checks of the solver's method, gradient method and options: what a solve will run with."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..grad import ACA, GRADIENTS, GradientMethod
+from ..grad.schedules import SCHEDULES
+from ..solve import METHODS, REGISTRY, ConstantStep, Controller, PIController, Stepper, check_setting
+from .values import check_count, check_flag, is_real
+
+
+OPTIONS = {
+    "controller": "a step-size controller: PIController(...), IController(...) or ConstantStep(h); "
+                  "in place of the step options below",
+    "step_size": "fixed step, ConstantStep(step_size) (required by euler, midpoint and rk4; any method takes one)",
+    "first_step": "initial step of an adaptive method (default: chosen automatically)",
+    "max_step": "largest step an adaptive method may take",
+    "max_steps": "most accepted steps before SolverError (default 100000)",
+    "land_on_outputs": "step exactly onto every output time instead of interpolating",
+    "safety": "step-size safety factor (default 0.9)",
+    "min_factor": "smallest step-size change factor (default 0.2)",
+    "max_factor": "largest step-size change factor (default 10)",
+    "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85; alf: 1)",
+    "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2; alf: 0)",
+    "eta": "damping of the alf method, in (0, 1] but not 0.5 (default 1, undamped)",
+    "checkpoints": "deprecated: use gradient=ACA(checkpoints=K)",
+    "checkpoint_schedule": "deprecated: use gradient=ACA(checkpoints=K, schedule=...)",
+}
+_CONTROLLER_OPTIONS = ("safety", "min_factor", "max_factor", "beta1", "beta2")
+_STEP_OPTIONS = ("first_step", "max_step", *_CONTROLLER_OPTIONS)
+MAX_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked options: the step-size controller, landing, the step budget, the method's own
+    options, and the gradient method (with its options, where they came as deprecated options)."""
+
+    controller: Controller
+    land: bool
+    max_steps: int
+    method_options: dict
+    gradient: GradientMethod
+
+def check_method(method: str) -> str:
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(METHODS)}")
+    return method
+
+
+def check_gradient(gradient: str | GradientMethod) -> GradientMethod:
+    """A gradient method by name (its default instance) or a GradientMethod value such as ACA(checkpoints=8)."""
+    if isinstance(gradient, str):
+        if gradient not in GRADIENTS:
+            raise ValueError(f"unknown gradient {gradient!r}; valid gradients are {', '.join(sorted(GRADIENTS))}")
+        return GRADIENTS[gradient]
+    if not all(callable(getattr(gradient, key, None)) for key in ("solve", "check")):
+        raise TypeError(f"gradient must be one of {sorted(GRADIENTS)} or a GradientMethod such as ACA(), got {gradient!r}")
+    return gradient
+
+
+def check_options(options: dict | None, method: str, gradient: GradientMethod) -> Settings:
+    """options -> Settings, refusing unknown keys, wrong types and options that do not apply."""
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict, got {type(options).__name__}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        listing = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
+        raise ValueError(f"unknown options {unknown}; valid options are {listing}")
+    land = check_flag("options['land_on_outputs']", options.pop("land_on_outputs", False))
+    controller = options.pop("controller", None)
+    gradient = _deprecated_checkpoints(options, gradient)
+    for key, value in options.items():
+        if value is not None and not is_real(value):
+            raise TypeError(f"options[{key!r}] must be a number, got {value!r}")
+    for key in ("step_size", "first_step", "max_step", *_CONTROLLER_OPTIONS):
+        if options.get(key) is not None:
+            check_setting("h" if key == "step_size" else key, options[key], f"options[{key!r}]")
+            options[key] = float(options[key])
+    max_steps = check_count("options['max_steps']", options.pop("max_steps", MAX_STEPS))
+    own = REGISTRY[method].options
+    for key in sorted(set(options) - set(_STEP_OPTIONS) - {"step_size"} - set(own)):
+        owner = next(name for name, entry in REGISTRY.items() if key in entry.options)
+        raise ValueError(f"options[{key!r}] is {REGISTRY[owner].options[key]} of method {owner!r}, not of {method!r}")
+    return Settings(controller=_controller(controller, options, method), land=land, max_steps=max_steps,
+                    method_options={key: options[key] for key in own if key in options}, gradient=gradient)
+
+
+def _controller(controller, options: dict, method: str) -> Controller:
+    """The controller given, or the one the step options describe, or the method's default."""
+    step_options = sorted(set(options) & {"step_size", *_STEP_OPTIONS})
+    if controller is not None:
+        if not all(callable(getattr(controller, key, None)) for key in ("init", "adapt")):
+            raise TypeError("options['controller'] must be a step-size controller such as PIController(), "
+                            f"IController() or ConstantStep(h), got {controller!r}")
+        if step_options:
+            raise ValueError(f"options['controller'] replaces options {step_options}: set them on the controller")
+        return controller
+    if options.get("step_size") is not None:
+        misplaced = sorted(set(options) & set(_STEP_OPTIONS))
+        if misplaced:
+            raise ValueError(f"options {misplaced} control adaptive steps and do not apply with options['step_size']")
+        return ConstantStep(options["step_size"])
+    default = REGISTRY[method].controller
+    if default is None:
+        raise ValueError(f"method {method!r} is fixed-step and needs options={{'step_size': h}}")
+    chosen = {key: options[key] for key in _STEP_OPTIONS if key in options}
+    if not chosen:
+        return default
+    settings = {field.name: getattr(default, field.name) for field in dataclasses.fields(PIController)}
+    return PIController(**{**settings, **chosen})
+
+
+def _deprecated_checkpoints(options: dict, gradient: GradientMethod) -> GradientMethod:
+    """options['checkpoints'] and ['checkpoint_schedule'] as ACA(checkpoints, schedule), with a DeprecationWarning."""
+    if "checkpoints" not in options and "checkpoint_schedule" not in options:
+        return gradient
+    checkpoints = options.pop("checkpoints", None)
+    schedule = options.pop("checkpoint_schedule", "binomial")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"options['checkpoint_schedule'] must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+    check_count("options['checkpoints']", checkpoints, allow_none=True)
+    if not isinstance(gradient, ACA):
+        raise ValueError(f"options['checkpoints'] and ['checkpoint_schedule'] are for gradient='aca', not {gradient.name!r}")
+    if gradient != ACA():
+        raise ValueError(f"options['checkpoints'] and ['checkpoint_schedule'] conflict with gradient={gradient!r}; "
+                         "give them to ACA only")
+    warnings.warn("options['checkpoints'] and ['checkpoint_schedule'] are deprecated and will be removed in the next "
+                  f"release: pass gradient=physode.grad.ACA(checkpoints={checkpoints!r}, schedule={schedule!r})",
+                  DeprecationWarning, stacklevel=_caller_stacklevel())
+    return ACA(checkpoints=checkpoints, schedule=schedule)
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside physode, so that a warning points at the user's call."""
+    package = str(Path(__file__).resolve().parent.parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_pairing(stepper: Stepper, controller: Controller, gradient: GradientMethod) -> None:
+    """The controller and the gradient method must suit the stepper."""
+    if controller.adaptive and not stepper.adaptive:
+        raise ValueError(f"method {stepper.name!r} has no error estimate to control adaptive steps: "
+                         "use options={'step_size': h} or options={'controller': ConstantStep(h)}")
+    gradient.check(stepper)
