@@ -56,3 +56,9 @@ class ShootingNodes(nn.Module):
 
     def forward(self, index: Tensor | slice, window: int) -> dict[str, Tensor]:
         return {name: getattr(self, name)[index, window - 1] for name in self.names}
+
+    def place(self, starts: Mapping[str, Tensor]) -> None:
+        """Move the nodes to `starts` (the same shapes)."""
+        with torch.no_grad():
+            for name in self.names:
+                getattr(self, name).copy_(starts[name])

@@ -3,8 +3,8 @@ shooting, validation and early stopping, progress, and checkpoints that survive 
 
 from __future__ import annotations
 
-import itertools
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,9 +20,10 @@ from ..series.losses import check_penalty, masked_loss
 from ..training import (
     GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train,
 )
-from .estimates import InitialState, ShootingNodes
+from .estimates import InitialState
 from .report import parameter_report
 from .residuals import SystemResiduals
+from .shooting import AUTOMATIC_WINDOW, noise_level, shooting_loss, simulated_starts, stalled, start_nodes, windows
 
 
 @dataclass(kw_only=True)
@@ -61,7 +62,8 @@ def fit(
     batch_size: int | None = None, loss: str | Callable = "mse", time_weight=None,
     gradient: str | GradientMethod = "aca", method: str = "dopri5", rtol: float = 1e-6, atol: float = 1e-8,
     options: dict | None = None, ftol: float = 1e-8, xtol: float = 1e-8, gtol: float = 1e-8,
-    validation: float | None = None, patience: int | None = None, shooting: int | None = None, continuity: float = 1.0,
+    validation: float | None = None, patience: int | None = None, shooting: int | str | None = "auto",
+    continuity: float = 1.0,
     initial_state=None, learn_initial_state: str = "all", progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None, resume: bool = False, callbacks: Sequence[Callable] = (),
     seed: int = 0, max_failures: int = 5,
@@ -76,8 +78,9 @@ def fit(
       `gtol` with the meanings of scipy.optimize.least_squares. With learned terms it is L-BFGS
       (strong-Wolfe line search; stops on `ftol` too), and with mini-batches Adam. Or a name in
       OPTIMIZERS, "levenberg_marquardt", or a factory `params, lr -> Optimizer`.
-    - `epochs`: at most this many epochs (default: 100 for Levenberg-Marquardt, whose epoch is
-      one accepted step; 20 for L-BFGS, whose epoch is up to 20 iterations; 300 otherwise);
+    - `epochs`: at most this many epochs (default: 100 per stage for Levenberg-Marquardt, whose
+      epoch is one accepted step; 20 for L-BFGS, whose epoch is up to 20 iterations; 300
+      otherwise);
       `lr` (first-order only; default 1 for L-BFGS, 1e-2 otherwise); `batch_size` (series per
       update; default all); `seed` (the order of the batches).
     - `loss`: "mse", "mae", "huber" or a callable of the residual, averaged over observed entries;
@@ -87,7 +90,11 @@ def fit(
     - `validation`: a fraction of the time points, the last ones, held out; the best epoch is the
       one with the lowest validation loss, and `patience` epochs without improvement stop the fit.
     - `shooting`: multiple shooting with windows of this many time intervals, each starting from
-      a fitted state, plus `continuity` times the mean squared mismatch where windows meet.
+      a fitted state, plus `continuity` times the mean squared mismatch where windows meet (with
+      Levenberg-Marquardt, followed by a single shooting fit from there, which removes the bias
+      of the penalty). "auto" (default): with Levenberg-Marquardt, a single shooting fit that
+      stalls (residuals above 3 times the noise level estimated from the data) turns to windows
+      of 10 intervals, then fits again by single shooting; with other optimizers, none.
     - `initial_state`: starting values (a mapping or Dataset) for states not observed at the
       first time (default: `system.initial_guess`); `learn_initial_state`: "all" (default: every
       entry is fitted, starting from the first observation where there is one, which is noisy
@@ -114,22 +121,24 @@ def fit(
     optimizer = _choose_optimizer(optimizer, system, loss, batch_size, series_count)
     least_squares = optimizer == LEAST_SQUARES
     defaults = DEFAULTS.get(optimizer, DEFAULTS["first-order"]) if isinstance(optimizer, str) else DEFAULTS["first-order"]
-    epochs = defaults["epochs"] if epochs is None else epochs
     _check_arguments(epochs, lr, least_squares, loss, batch_size, series_count, validation, patience, shooting,
                      continuity, max_failures, ftol, xtol, gtol)
     lr = defaults.get("lr") if lr is None else lr
     train_count = time_count - (round(validation * time_count) if validation else 0)
     if validation and not 2 <= train_count < time_count:
         raise ValueError(f"validation={validation} leaves {train_count} of {time_count} time points for training; need 2 or more")
-    if shooting is not None and shooting >= train_count - 1:
-        shooting = None
+    automatic = shooting == "auto"
+    window = (AUTOMATIC_WINDOW if least_squares else None) if automatic else shooting
+    if window is not None and window > (train_count - 1) // 2:
+        window = None  # fewer than two windows
     weight = _time_weight(time_weight, times)
     solver = {"gradient": gradient, "method": method, "rtol": rtol, "atol": atol, "options": options}
 
     guess = _initial_guess(system, times, observed, initial_state, dtype, device)
     first = {name: values[:, 0] for name, values in observed.items()}
     estimates = InitialState(first, guess, learn_initial_state).to(device)
-    nodes = _shooting_nodes(system, estimates, times[:train_count], shooting, solver) if shooting else None
+    train_times = times[:train_count]
+    nodes = start_nodes(system, estimates, train_times, window, solver) if window else None
     modules = [system, estimates] + ([nodes] if nodes is not None else [])
     trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not trainable:
@@ -138,22 +147,24 @@ def fit(
                                                   shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
                                                   learn=learn_initial_state, tolerances=(ftol, xtol, gtol)))
     train_weight = weight[:train_count] if weight is not None else None
+    train_observed = {name: values[:, :train_count] for name, values in observed.items()}
     tally = _Tally()
 
     def batch_loss(index: Tensor, run) -> Tensor:
-        tally.count += 1 if nodes is None else len(_shooting_windows(train_count, shooting))
-        batch = _Batch(index, {name: values[index, :train_count] for name, values in observed.items()})
+        batch = _Batch(index, {name: values[index] for name, values in train_observed.items()})
         start = estimates(batch.index)
         if nodes is None:
-            predicted = system.integrate(start, times[:train_count], **solver)
+            tally.add()
+            predicted = system.integrate(start, train_times, **solver)
             return masked_loss(predicted, batch.observed, penalty, train_weight)
-        return _shooting_loss(system, start, nodes, batch, times[:train_count], shooting, continuity, penalty,
-                              train_weight, solver)
+        tally.count += len(windows(train_count, window))
+        return shooting_loss(system, start, nodes, batch, train_times, window, continuity, penalty, train_weight,
+                             solver)
 
     def validation_loss(run) -> float | None:
         if not validation:
             return None
-        tally.count += 1
+        tally.add()
         with torch.no_grad():
             predicted = system.integrate(estimates(), times, **solver)
         tail = {name: values[:, train_count:] for name, values in observed.items()}
@@ -161,19 +172,35 @@ def fit(
                            weight[train_count:] if weight is not None else None).item()
 
     if least_squares:
-        windows = _shooting_windows(train_count, shooting) if nodes is not None else [(0, train_count - 1)]
-        unknowns = [(name, p) for name, p in system.named_parameters() if p.requires_grad]
-        residuals = SystemResiduals(system, unknowns, estimates, nodes, times[:train_count],
-                                    {name: values[:, :train_count] for name, values in observed.items()}, train_weight,
-                                    windows, continuity, solver, tally.add)
-        unknown_count = residuals.global_columns + residuals.free_local_unknowns
-        if unknown_count > MAX_LEAST_SQUARES_UNKNOWNS:
-            raise ValueError(f"optimizer={LEAST_SQUARES!r} would fit {unknown_count} unknowns, more than "
-                             f"{MAX_LEAST_SQUARES_UNKNOWNS}; use a first-order optimizer such as 'adam'")
-        update = LeastSquaresUpdate(residuals, ftol, xtol, gtol)
+        def problem(shoot: int | None) -> SystemResiduals:
+            spans = windows(train_count, shoot) if shoot else [(0, train_count - 1)]
+            unknowns = [(name, p) for name, p in system.named_parameters() if p.requires_grad]
+            return SystemResiduals(system, unknowns, estimates, nodes if shoot else None, train_times, train_observed,
+                                   train_weight, spans, continuity, solver, tally.add)
+
+        single = problem(None)
+        if window is None:
+            stages = [single]
+        else:
+            stages = [single, problem(window), single] if automatic else [problem(window), single]
+        noise = noise_level(train_observed)
+
+        def advance(stage: int, cost: float) -> bool:
+            """Past the windows, polish by single shooting; past a single shooting fit, turn to windows if it stalled."""
+            if stage == 1 or not automatic:
+                return True
+            if not stalled((2.0 * cost) ** 0.5, noise):
+                return False
+            nodes.place(simulated_starts(system, estimates, train_times, window, solver))
+            return True
+
+        _check_size(max(p.global_columns + p.free_local_unknowns for p in stages))
+        update = LeastSquaresUpdate(stages, ftol, xtol, gtol, advance)
+        epochs = defaults["epochs"] * len(stages) if epochs is None else epochs
     else:
         deterministic = optimizer == "lbfgs" and (batch_size is None or batch_size >= series_count)
         update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss, ftol=ftol if deterministic else 0.0)
+        epochs = defaults["epochs"] if epochs is None else epochs
     loop = Loop(
         modules=modules, update=update, series=series_count, validation_loss=validation_loss,
         entries=lambda run: {"solves": tally.take(),
@@ -183,8 +210,29 @@ def fit(
         max_failures=max_failures, callbacks=[_with_parameters(callback, system) for callback in callbacks],
         progress=progress, device=device,
     )
-    return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint,
-                 result=lambda run: _result(system, estimates, data, run, solver))
+    result = train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint,
+                   result=lambda run: _result(system, estimates, data, run, solver))
+    if least_squares and not result.interrupted:
+        _warn_if_stalled(single, noise)
+    return result
+
+
+def _check_size(unknowns: int) -> None:
+    if unknowns > MAX_LEAST_SQUARES_UNKNOWNS:
+        raise ValueError(f"optimizer={LEAST_SQUARES!r} would fit {unknowns} unknowns, more than "
+                         f"{MAX_LEAST_SQUARES_UNKNOWNS}; use a first-order optimizer such as 'adam'")
+
+
+def _warn_if_stalled(single: SystemResiduals, noise: float | None) -> None:
+    """Say so when the fit ends with residuals well above the noise level of the data."""
+    with torch.no_grad():
+        cost, _ = single.evaluate(jacobian=False)
+    rms = (2.0 * cost) ** 0.5
+    if stalled(rms, noise):
+        warnings.warn(f"fit: the residuals' root mean square {rms:.3g} is {rms / noise:.0f} times the noise level "
+                      f"estimated from the data ({noise:.3g}): the fit may sit in a local minimum, or the model may "
+                      "lack part of the physics; try other starting values, or multiple shooting (shooting=k)",
+                      RuntimeWarning, stacklevel=3)
 
 
 class _Tally:
@@ -221,12 +269,13 @@ def _with_parameters(callback: Callable, system) -> Callable:
 
 def _check_arguments(epochs, lr, least_squares, loss, batch_size, series, validation, patience, shooting, continuity,
                      max_failures, ftol, xtol, gtol) -> None:
-    check_count("epochs", epochs)
+    check_count("epochs", epochs, allow_none=True)
     check_count("batch_size", batch_size, allow_none=True)
     check_count("patience", patience, allow_none=True)
     check_count("max_failures", max_failures)
-    if shooting is not None and not (isinstance(shooting, int) and shooting >= 2):
-        raise ValueError(f"shooting must be an integer number of time intervals per window, >= 2, got {shooting!r}")
+    if not (shooting is None or shooting == "auto" or (isinstance(shooting, int) and shooting >= 2)):
+        raise ValueError(f"shooting must be an integer number of time intervals per window (>= 2), 'auto' or None, "
+                         f"got {shooting!r}")
     if lr is not None:
         check_real("lr", lr, positive=True)
     if validation is not None:
@@ -271,43 +320,6 @@ def _initial_guess(system, times, observed, initial_state, dtype, device) -> dic
             raise ValueError(f"the initial value of {name!r} has shape {tuple(value.shape)}; expected {state.shape} "
                              f"or ({series}, *{state.shape})") from None
     return result
-
-
-def _shooting_windows(count: int, shooting: int) -> list[tuple[int, int]]:
-    """(first, last) time indices of windows of `shooting` intervals covering 0..count-1."""
-    bounds = list(range(0, count - 1, shooting)) + [count - 1]
-    if bounds[-1] - bounds[-2] < 1:
-        bounds.pop(-2)
-    return list(itertools.pairwise(bounds))
-
-
-def _shooting_nodes(system, estimates, times, shooting, solver) -> ShootingNodes:
-    """Window starts initialised along a simulation of the initial model."""
-    windows = _shooting_windows(len(times), shooting)
-    with torch.no_grad():
-        path = system.integrate(estimates(), times, **solver)
-    starts = {name: torch.stack([values[:, first] for first, _ in windows[1:]], dim=1) for name, values in path.items()}
-    return ShootingNodes(starts)
-
-
-def _shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Tensor:
-    windows = _shooting_windows(len(times), shooting)
-    pieces: dict[str, list[Tensor]] = {name: [] for name in start}
-    mismatch = []
-    for k, (first, last) in enumerate(windows):
-        begin = start if k == 0 else nodes(batch.index, k)
-        path = system.integrate(begin, times[first:last + 1], **solver)
-        final = k == len(windows) - 1
-        for name, values in path.items():
-            pieces[name].append(values if final else values[:, :-1])
-        if not final:
-            following = nodes(batch.index, k + 1)
-            mismatch.append(torch.cat([(path[n][:, -1] - following[n]).reshape(len(batch.index), -1) for n in path], dim=1))
-    predicted = {name: torch.cat(values, dim=1) for name, values in pieces.items()}
-    loss = masked_loss(predicted, batch.observed, penalty, weight)
-    if mismatch and continuity:
-        loss = loss + continuity * torch.cat(mismatch, dim=1).square().mean()
-    return loss
 
 
 def _progress_message(system, logs: dict, ftol: float | None) -> str:

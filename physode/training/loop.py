@@ -173,8 +173,10 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 run.history.setdefault(key, []).append(value)
             score = val_loss if val_loss is not None else train_loss
             score = score if math.isfinite(score) else math.inf  # an epoch of failed updates is never the best
-            if run.best is None or score < run.best["score"]:
-                run.best = {"epoch": run.epoch, "score": score, "modules": [_clone(m.state_dict()) for m in loop.modules]}
+            stage = loop.update.stage  # losses of different stages are not comparable: a new stage starts afresh
+            if run.best is None or stage != run.best.get("stage", 0) or score < run.best["score"]:
+                run.best = {"epoch": run.epoch, "score": score, "stage": stage,
+                            "modules": [_clone(m.state_dict()) for m in loop.modules]}
                 run.since_best = 0
             else:
                 run.since_best += 1

@@ -5,7 +5,7 @@ optimiser's state, recovers from a failed update, and reports its own history en
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -32,10 +32,12 @@ class Update(Protocol):
 
     `recover()` is called after a failed update (the unknowns and this state already restored)
     and says what it changed; `end_epoch()` returns the epoch's history entries of this update
-    (and decays what decays per epoch); `converged` names the stopping test that was met, if any.
+    (and decays what decays per epoch); `converged` names the stopping test that was met, if any;
+    `stage` counts the problems an update has moved on from (the best epoch is kept per stage).
     """
 
     converged: str | None
+    stage: int
 
     def __call__(self, index: Tensor, run) -> float: ...
 
@@ -53,6 +55,8 @@ class GradientUpdate:
     failed update and multiplied by `lr_decay` after every epoch (not below `min_lr`). With
     `ftol` > 0 (for a deterministic optimiser on the whole data set, such as L-BFGS) the fit has
     converged once an epoch lowers the loss by no more than ftol relative to it."""
+
+    stage = 0
 
     def __init__(self, optimizer: torch.optim.Optimizer, batch_loss: Callable, lr_decay: float = 1.0,
                  min_lr: float = 0.0, ftol: float = 0.0):
@@ -105,27 +109,42 @@ class GradientUpdate:
 
 
 class LeastSquaresUpdate:
-    """One accepted Levenberg-Marquardt step on the residuals of the whole data set (`problem`;
-    the batch index is not used); the loss is |r|^2 after the step."""
+    """One accepted Levenberg-Marquardt step on the residuals of the whole data set (the batch
+    index is not used); the loss is |r|^2 after the step.
 
-    def __init__(self, problem: LeastSquaresProblem, ftol: float, xtol: float, gtol: float):
-        self.problem = problem
-        self.method = LevenbergMarquardt(ftol, xtol, gtol, recoverable=(SolverError,))
+    The problems are solved in stages: when Levenberg-Marquardt converges on problems[stage] at
+    cost F and `advance(stage, F)` is true (it may prepare the next problem), it goes on with the
+    next problem from where it stands, with a fresh damping.
+    """
+
+    def __init__(self, problems: Sequence[LeastSquaresProblem], ftol: float, xtol: float, gtol: float,
+                 advance: Callable[[int, float], bool] = lambda stage, cost: False):
+        self.problems, self.advance, self.tolerances = list(problems), advance, (ftol, xtol, gtol)
+        self.stage = 0
+        self.method = self._method()
         self.last = None
+
+    def _method(self) -> LevenbergMarquardt:
+        return LevenbergMarquardt(*self.tolerances, recoverable=(SolverError,))
 
     @property
     def converged(self) -> str | None:
         return self.method.converged
 
     def __call__(self, index: Tensor, run) -> float:
-        self.last = self.method.step(self.problem)
-        return 2.0 * self.last.cost
+        self.last = self.method.step(self.problems[self.stage])
+        loss = 2.0 * self.last.cost
+        if self.method.converged and self.stage + 1 < len(self.problems) and self.advance(self.stage, self.last.cost):
+            self.stage += 1
+            self.method = self._method()
+        return loss
 
     def state_dict(self) -> dict:
-        return self.method.state_dict()
+        return {"stage": self.stage, "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.method.load_state_dict(state)
+        self.stage = state["stage"]
+        self.method.load_state_dict(state["method"])
 
     def recover(self) -> str:
         self.method.damping *= 10.0
@@ -134,7 +153,8 @@ class LeastSquaresUpdate:
     def end_epoch(self) -> dict:
         last = self.last
         return {"damping": last.damping, "relative_reduction": last.relative_reduction,
-                "relative_step": last.relative_step, "gradient_cosine": last.cosine, "trials": last.trials}
+                "relative_step": last.relative_step, "gradient_cosine": last.cosine, "trials": last.trials,
+                "stage": self.stage}
 
 
 def check_optimizer(optimizer, extra: tuple[str, ...] = ()) -> None:
