@@ -180,3 +180,42 @@ def test_bad_least_squares_arguments(kwargs, error, message):
     data = oscillator_data().drop_vars("v")
     with pytest.raises(error, match=message):
         Oscillator().fit(data, progress=False, **kwargs)
+
+
+def test_noise_level_estimates_white_noise_on_a_smooth_signal():
+    from physode.model.shooting import noise_level
+
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 10, 2001)
+    clean = np.stack([np.sin(t), 0.5 * np.cos(2 * t)], axis=-1)[None]
+    noisy = torch.tensor(clean + 0.01 * rng.standard_normal(clean.shape))
+    assert noise_level({"x": noisy}) == pytest.approx(0.01, rel=0.1)
+    assert noise_level({"x": torch.tensor(clean)}) < 1e-4
+    assert noise_level({"x": noisy[:, :2]}) is None
+
+
+def test_explicit_shooting_is_polished_by_single_shooting():
+    data = oscillator_data(t=np.linspace(0, 8, 41), x0=(1.0,), v0=(0.0,), noise=1e-3).drop_vars("v")
+    model = Oscillator(omega=1.2)
+    result = model.fit(data, shooting=5)
+    assert list(np.unique(result.history["stage"].values)) == [0, 1]
+    single = Oscillator(omega=model.omega.item()).fit(data, shooting=None)
+    assert single.history["loss"].values[-1] == pytest.approx(result.history["loss"].values[-1], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_stalled_fit_turns_to_multiple_shooting_by_itself():
+    """Lotka-Volterra over ten cycles from rates half the truth: single shooting stalls in a local
+    minimum (and says so); shooting="auto" turns to windows, then polishes, and finds the rates."""
+    from physode.datasets import lotka_volterra
+    from physode.systems import LotkaVolterra
+
+    data = lotka_volterra(t=np.linspace(0, 20, 201), prey=(1.0, 2.0), predator=(1.0, 0.5), noise=1e-3)
+    start = dict(alpha=0.5, beta=0.5, gamma=1.0, delta=0.5)
+    with pytest.warns(RuntimeWarning, match="local minimum"):
+        LotkaVolterra(**start).fit(data, shooting=None)
+    model = LotkaVolterra(**start)
+    result = model.fit(data)
+    assert list(np.unique(result.history["stage"].values)) == [0, 1, 2]
+    for name, value in dict(alpha=1.5, beta=1.0, gamma=3.0, delta=1.0).items():
+        assert getattr(model, name).item() == pytest.approx(value, rel=1e-3)

@@ -23,7 +23,7 @@ from ..training import (
 from .estimates import InitialState
 from .report import parameter_report
 from .residuals import SystemResiduals
-from .shooting import AUTOMATIC_WINDOW, noise_level, shooting_loss, simulated_starts, stalled, start_nodes, windows
+from .shooting import AUTOMATIC_WINDOW, noise_level, shooting_loss, node_starts, stalled, start_nodes, windows
 
 
 @dataclass(kw_only=True)
@@ -138,7 +138,8 @@ def fit(
     first = {name: values[:, 0] for name, values in observed.items()}
     estimates = InitialState(first, guess, learn_initial_state).to(device)
     train_times = times[:train_count]
-    nodes = start_nodes(system, estimates, train_times, window, solver) if window else None
+    train_observed = {name: values[:, :train_count] for name, values in observed.items()}
+    nodes = start_nodes(system, estimates, train_times, train_observed, window, solver) if window else None
     modules = [system, estimates] + ([nodes] if nodes is not None else [])
     trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not trainable:
@@ -147,7 +148,6 @@ def fit(
                                                   shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
                                                   learn=learn_initial_state, tolerances=(ftol, xtol, gtol)))
     train_weight = weight[:train_count] if weight is not None else None
-    train_observed = {name: values[:, :train_count] for name, values in observed.items()}
     tally = _Tally()
 
     def batch_loss(index: Tensor, run) -> Tensor:
@@ -191,7 +191,7 @@ def fit(
                 return True
             if not stalled((2.0 * cost) ** 0.5, noise):
                 return False
-            nodes.place(simulated_starts(system, estimates, train_times, window, solver))
+            nodes.place(node_starts(system, estimates, train_times, train_observed, window, solver))
             return True
 
         _check_size(max(p.global_columns + p.free_local_unknowns for p in stages))

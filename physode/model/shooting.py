@@ -33,18 +33,26 @@ def windows(count: int, shooting: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def simulated_starts(system, estimates, times: Tensor, shooting: int, solver: Mapping) -> dict[str, Tensor]:
-    """The state of every series at the start of every window after the first, along a simulation
-    of the system as it stands: (series, windows - 1, *shape) per state."""
+def node_starts(system, estimates, times: Tensor, observed: Mapping[str, Tensor], shooting: int,
+                solver: Mapping) -> dict[str, Tensor]:
+    """The state of every series at the start of every window after the first, (series,
+    windows - 1, *shape) per state: the observation where there is one (as in Bock's method, so
+    that each window starts on the data), else a simulation of the system as it stands."""
     spans = windows(len(times), shooting)
+    firsts = [first for first, _ in spans[1:]]
     with torch.no_grad():
         path = system.integrate(estimates(), times, **solver)
-    return {name: torch.stack([values[:, first] for first, _ in spans[1:]], dim=1) for name, values in path.items()}
+    starts = {name: values[:, firsts] for name, values in path.items()}
+    for name, values in observed.items():
+        measured = values[:, firsts]
+        starts[name] = torch.where(torch.isfinite(measured), measured, starts[name])
+    return starts
 
 
-def start_nodes(system, estimates, times: Tensor, shooting: int, solver: Mapping) -> ShootingNodes:
-    """Shooting nodes placed along a simulation of the initial model."""
-    return ShootingNodes(simulated_starts(system, estimates, times, shooting, solver))
+def start_nodes(system, estimates, times: Tensor, observed: Mapping[str, Tensor], shooting: int,
+                solver: Mapping) -> ShootingNodes:
+    """Shooting nodes at the observations, or along a simulation of the initial model where there is none."""
+    return ShootingNodes(node_starts(system, estimates, times, observed, shooting, solver))
 
 
 def shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Tensor:
