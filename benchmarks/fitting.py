@@ -28,6 +28,12 @@ Methods (one thread each):
     physode lbfgs         examples/three_body.py's recipe: float64, L-BFGS lr 1, 6 epochs, rtol = atol
                           = 1e-8
 
+With --zoo it measures instead what the defaults reach on the zoo: each physics-only system on
+its generator's data at noise 1e-4, 1e-3 and 1e-2 (the largest parameter error in standard errors
+of report()), and each hybrid against its physics-only counterpart on data with physics the
+latter lacks (three bodies with a drag 0.3; a pendulum with quadratic friction 0.1; predators that
+saturate, handling time 0.5): the extrapolation MSE of both.
+
 Reported: wall time of the fit (after a warm-up fit of the same problem that primes torch.func),
 ODE solves (scipy: every solve_ivp call, finite differences included; physode: FitResult.solves,
 a solve with its gradient or Jacobian counting once), the largest relative parameter error, and
@@ -35,6 +41,7 @@ the mean squared error of the extrapolation of the observed states against the n
 
     python benchmarks/fitting.py --threads 1
     python benchmarks/fitting.py --threads 1 --problems three-body-1e-3 --methods default,scipy
+    python benchmarks/fitting.py --threads 1 --zoo
 
 The test suite never imports this file.
 """
@@ -54,7 +61,7 @@ from scipy.optimize import least_squares
 
 import harness
 from physode.datasets import lotka_volterra, pendulum, three_body
-from physode.systems import DampedPendulum, LotkaVolterra, ThreeBody
+from physode.systems import DampedPendulum, LotkaVolterra, LotkaVolterraHybrid, Pendulum, ThreeBody, ThreeBodyHybrid
 
 
 @dataclass
@@ -89,28 +96,40 @@ def _predation(_, y, params):
     return [alpha * y[0] - beta * y[0] * y[1], -gamma * y[1] + delta * y[0] * y[1]]
 
 
+def bodies(noise: float, drag: float = 0.0, model: type = ThreeBody) -> Problem:
+    times, mass = np.linspace(0, 2, 401), np.array([0.8, 1.3, 1.0])
+    truth = three_body(mass=mass, t=times, drag=drag)
+    train = three_body(mass=mass, t=times, drag=drag, noise=noise).sel(time=slice(0, 1)).drop_vars("velocity")
+    return Problem(f"three-body-{noise:g}", model, train, truth, {"mass": mass}, 1.0, _gravity)
+
+
+def swing(noise: float, quadratic: float = 0.0, model: type = DampedPendulum) -> Problem:
+    settings = dict(length=1.5, linear_friction=0.3, quadratic_friction=quadratic, t=np.linspace(0, 10, 201),
+                    angle=(1.0, -0.6), angular_velocity=(0.0, 1.0))
+    train = pendulum(**settings, noise=noise).sel(time=slice(0, 5)).drop_vars("angular_velocity")
+    truth = {"length": 1.5} if quadratic else {"length": 1.5, "friction": 0.3}
+    return Problem(f"pendulum-{noise:g}", model, train, pendulum(**settings), truth, 5.0, _damped)
+
+
+def predators(noise: float, saturation: float = 0.0, model: type = LotkaVolterra) -> Problem:
+    settings = dict(t=np.linspace(0, 10, 201), prey=(1.0, 2.0), predator=(1.0, 0.5), saturation=saturation)
+    truth = {"alpha": 1.5, "gamma": 3.0} if saturation else {"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0}
+    return Problem(f"lotka-volterra-{noise:g}", model, lotka_volterra(**settings, noise=noise).sel(time=slice(0, 5)),
+                   lotka_volterra(**settings), truth, 5.0, _predation)
+
+
 def problems() -> dict[str, Callable[[], Problem]]:
-    def bodies(noise):
-        times, mass = np.linspace(0, 2, 401), np.array([0.8, 1.3, 1.0])
-        truth = three_body(mass=mass, t=times)
-        train = three_body(mass=mass, t=times, noise=noise).sel(time=slice(0, 1)).drop_vars("velocity")
-        return Problem(f"three-body-{noise:g}", ThreeBody, train, truth, {"mass": mass}, 1.0, _gravity)
+    return {"three-body-0.0001": lambda: bodies(1e-4), "three-body-0.001": lambda: bodies(1e-3),
+            "pendulum": lambda: swing(1e-3), "lotka-volterra": lambda: predators(1e-3)}
 
-    def swing():
-        settings = dict(length=1.5, linear_friction=0.3, quadratic_friction=0.0, t=np.linspace(0, 10, 201),
-                        angle=(1.0, -0.6), angular_velocity=(0.0, 1.0))
-        train = pendulum(**settings, noise=1e-3).sel(time=slice(0, 5)).drop_vars("angular_velocity")
-        return Problem("pendulum", DampedPendulum, train, pendulum(**settings), {"length": 1.5, "friction": 0.3}, 5.0,
-                       _damped)
 
-    def predators():
-        settings = dict(t=np.linspace(0, 10, 201), prey=(1.0, 2.0), predator=(1.0, 0.5))
-        truth = lotka_volterra(**settings)
-        return Problem("lotka-volterra", LotkaVolterra, lotka_volterra(**settings, noise=1e-3).sel(time=slice(0, 5)),
-                       truth, {"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0}, 5.0, _predation)
-
-    return {"three-body-0.0001": lambda: bodies(1e-4), "three-body-0.001": lambda: bodies(1e-3), "pendulum": swing,
-            "lotka-volterra": predators}
+HYBRIDS = {  # data with physics the physics-only system lacks, the physics-only system, its hybrid
+    "three-body, drag 0.3": (lambda model: bodies(1e-3, drag=0.3, model=model), ThreeBody, ThreeBodyHybrid),
+    "pendulum, quadratic friction 0.1": (lambda model: swing(1e-3, quadratic=0.1, model=model), DampedPendulum,
+                                         Pendulum),
+    "lotka-volterra, saturation 0.5": (lambda model: predators(1e-3, saturation=0.5, model=model), LotkaVolterra,
+                                       LotkaVolterraHybrid),
+}
 
 
 @dataclass
@@ -120,6 +139,7 @@ class Outcome:
     parameter_error: float
     extrapolation_mse: float
     note: str = ""
+    report: Callable | None = None
 
 
 def _errors(problem: Problem, fitted: dict[str, np.ndarray], paths: dict[str, np.ndarray]) -> tuple[float, float]:
@@ -131,8 +151,9 @@ def _errors(problem: Problem, fitted: dict[str, np.ndarray], paths: dict[str, np
     return error, float(np.mean(np.concatenate([s.reshape(-1) for s in squares])))
 
 
-def _physode(settings: dict, dtype=torch.float64) -> Callable[[Problem], Outcome]:
+def _physode(settings: dict, dtype=None) -> Callable[[Problem], Outcome]:
     def run(problem: Problem) -> Outcome:
+        torch.manual_seed(0)
         model = problem.model(dtype=dtype)
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -143,7 +164,7 @@ def _physode(settings: dict, dtype=torch.float64) -> Callable[[Problem], Outcome
                                    rtol=1e-10, atol=1e-10)
         fitted = {k: v.double().numpy() for k, v in model.parameter_values().items()}
         error, mse = _errors(problem, fitted, {name: future[name].values for name in problem.train.data_vars})
-        return Outcome(seconds, result.solves, error, mse, result.stop_reason)
+        return Outcome(seconds, result.solves, error, mse, result.stop_reason, result.report)
 
     return run
 
@@ -212,8 +233,31 @@ METHODS = {
     "adam": ("physode adam (old defaults)", _physode({"optimizer": "adam", "lr": 1e-2, "epochs": 100,
                                                        "learn_initial_state": "unobserved"}, torch.float32)),
     "lbfgs": ("physode lbfgs (example)", _physode({"optimizer": "lbfgs", "lr": 1.0, "epochs": 6, "rtol": 1e-8,
-                                                  "atol": 1e-8})),
+                                                  "atol": 1e-8}, torch.float64)),
 }
+
+
+def run_zoo(args) -> list:
+    """The defaults on the zoo: physics-only systems at three noise levels, hybrids against physics."""
+    rows, default = [], _physode({})
+    default(bodies(1e-3))  # warm-up
+    for make in (bodies, swing, predators):
+        for noise in (1e-4, 1e-3, 1e-2):
+            problem = make(noise)
+            outcome = default(problem)
+            report = outcome.report()
+            truth = np.concatenate([np.atleast_1d(problem.parameters[n]) for n in problem.parameters])
+            errors = np.abs(report["value"].values - truth) / report["std_error"].values
+            rows.append(("physics", problem.name, problem.model.__name__, outcome, float(errors.max())))
+            print(f"{problem.name:24s} {outcome.seconds:6.1f} s  param err {outcome.parameter_error:.2e} = "
+                  f"{errors.max():.2f} standard errors ({outcome.note})", flush=True)
+    for name, (make, physics, hybrid) in HYBRIDS.items():
+        for model in (physics, hybrid):
+            outcome = default(make(model))
+            rows.append(("hybrid", name, model.__name__, outcome, None))
+            print(f"{name:34s} {model.__name__:20s} {outcome.seconds:6.1f} s  extrapolation mse "
+                  f"{outcome.extrapolation_mse:.2e} ({outcome.note})", flush=True)
+    return rows
 
 
 def run_benchmark(args) -> list:
@@ -250,22 +294,37 @@ def _summary(rows) -> harness.Table:
     return harness.Table(("problem", "scipy time / physode time", "param err physode / scipy"), cells, left=(0,))
 
 
+def _zoo_tables(rows) -> tuple[harness.Table, harness.Table]:
+    physics = [(name, model, harness.fmt(o.seconds, ".1f"), harness.fmt(o.parameter_error, ".2e"), f"{se:.2f}", o.note)
+               for kind, name, model, o, se in rows if kind == "physics"]
+    hybrids = [(name, model, harness.fmt(o.seconds, ".1f"), harness.fmt(o.extrapolation_mse, ".2e"), o.note)
+               for kind, name, model, o, _ in rows if kind == "hybrid"]
+    return (harness.Table(("data", "system", "time [s]", "param rel err", "err / std error", "stopped"), physics,
+                          left=(0, 1, 5)),
+            harness.Table(("data", "system", "time [s]", "extrap mse", "stopped"), hybrids, left=(0, 1, 4)))
+
+
 def format_text(rows, args) -> str:
+    if args.zoo:
+        physics, hybrids = _zoo_tables(rows)
+        return harness.text_report([harness.versions(args)], physics, [], "hybrids against physics only:", hybrids.text())
     return harness.text_report([harness.versions(args)], _table(rows), [], "speed-up over scipy:", _summary(rows).text())
 
 
 def format_markdown(rows, args) -> str:
-    return harness.markdown_report(harness.versions(args), [], _table(rows), [], _summary(rows))
+    physics, summary = _zoo_tables(rows) if args.zoo else (_table(rows), _summary(rows))
+    return harness.markdown_report(harness.versions(args), [], physics, [], summary)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = harness.parser(__doc__, "the 1e-3 three-body problem, default and scipy", repeats=1, rtol=1e-6, atol=1e-8)
     p.add_argument("--problems", default=",".join(problems()), help="comma-separated subset of the problems")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    p.add_argument("--zoo", action="store_true", help="the defaults on the zoo instead of the comparison")
     args = harness.parse(p, argv, {"problems": "three-body-0.001", "methods": "default,scipy"})
     args.problem_list = harness.choices(p, "problems", args.problems, list(problems()))
     args.method_list = harness.choices(p, "methods", args.methods, list(METHODS))
-    harness.run_command(args, None, run_benchmark, format_text, format_markdown)
+    harness.run_command(args, None, run_zoo if args.zoo else run_benchmark, format_text, format_markdown)
 
 
 if __name__ == "__main__":

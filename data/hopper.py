@@ -43,7 +43,7 @@ def _path(series: int, seed: int, steps: int, directory) -> Path:
 
 def hopper(
     series: int = 10000, *, seed: int = 123, steps: int = 200, cache: bool = True, directory=None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Trajectories of dm_control's planar hopper without control, as in Latent ODEs' MuJoCo experiment
     (Rubanova et al. 2019; their mujoco_physics.py, HopperPhysics._generate_random_trajectories).
@@ -54,11 +54,13 @@ def hopper(
     (unnormalised) Dataset with `qpos` and `qvel` of dims (series, time, joint), time in seconds.
 
     With `cache`, the Dataset is kept as a netCDF4/HDF5 file under `directory` (see
-    `data_directory`, file name from `hopper_path`) and read from there on later calls.
+    `data_directory`, file name from `hopper_path`) and read from there on later calls. Generating
+    shows a progress bar (`progress`: None, the default, only when stderr is a terminal).
     """
     series, steps, seed = check_count("series", series), check_count("steps", steps), check_count("seed", seed, minimum=0)
     check_flag("cache", cache)
-    check_flag("progress", progress)
+    if progress is not None:
+        check_flag("progress", progress)
     path = _path(series, seed, steps, directory)
     if cache and path.exists():
         return load(path)

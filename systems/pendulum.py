@@ -6,12 +6,13 @@ from __future__ import annotations
 import torch
 
 from physode import MLP, Constant, Learned, Parameter, State, System
-from physode.model import first_difference
+from physode.model import initial_rate
 
 
 class DampedPendulum(System):
     """theta'' = -(g / L) sin(theta) - c theta': the length L and the friction coefficient c are
-    unknown; only the angle is observed, the angular velocity starts from finite differences."""
+    unknown; only the angle is observed, the angular velocity starts from the slope of the first
+    observations (physode.model.initial_rate)."""
 
     angle = State(units="rad")
     angular_velocity = State(units="rad / s")
@@ -26,7 +27,7 @@ class DampedPendulum(System):
 
     def initial_guess(self, times, observed):
         guess = super().initial_guess(times, observed)
-        rate = first_difference(times, observed["angle"])
+        rate = initial_rate(times, observed["angle"])
         return guess if rate is None else {**guess, "angular_velocity": rate}
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from physode import MLP, Constant, Learned, Parameter, State, System
-from physode.model import first_difference
+from physode.model import initial_rate
 
 
 def gravity(position: Tensor, mass: Tensor, constant: Tensor) -> Tensor:
@@ -24,7 +24,7 @@ class ThreeBody(System):
 
     The gravitational constant is known (G = 1 in the units of the data), the masses are unknown
     and positive, and only the positions are observed; the initial velocities are fitted, starting
-    from finite differences of the first two observed positions.
+    from the slope of the first observed positions (physode.model.initial_rate).
     """
 
     position = State((3, 3), dims=("body", "axis"), units="length")
@@ -38,7 +38,7 @@ class ThreeBody(System):
 
     def initial_guess(self, times, observed):
         guess = super().initial_guess(times, observed)
-        rate = first_difference(times, observed["position"])
+        rate = initial_rate(times, observed["position"])
         return guess if rate is None else {**guess, "velocity": rate}
 
 

@@ -99,7 +99,7 @@ def test_hybrid_extrapolates_better_than_physics_alone():
     for cls in (Physics, Hybrid):
         torch.manual_seed(0)
         model = cls(omega=2.0, damping=0.1, dtype=F64)
-        model.fit(train, epochs=300, lr=1e-2, rtol=1e-6, atol=1e-8, progress=False)
+        model.fit(train)  # the defaults: Levenberg-Marquardt for the physics, L-BFGS for the hybrid
         future = model.extrapolate(train, t[40:], rtol=1e-8, atol=1e-8)
         errors[cls.__name__] = float(((future["x"] - data["x"].isel(time=slice(40, None))) ** 2).mean())
     assert errors["Hybrid"] < 0.5 * errors["Physics"]

@@ -50,6 +50,22 @@ def test_three_body_with_defaults_is_within_two_standard_errors(noise):
     assert errors.max() < 2.0, report
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", [1e-4, 1e-3, 1e-2])
+def test_pendulum_and_lotka_volterra_with_defaults_are_within_two_standard_errors(noise):
+    from physode.datasets import lotka_volterra, pendulum
+    from physode.systems import DampedPendulum, LotkaVolterra
+
+    swings = pendulum(length=1.5, linear_friction=0.3, quadratic_friction=0.0, t=np.linspace(0, 5, 101),
+                      angle=(1.0, -0.6), angular_velocity=(0.0, 1.0), noise=noise).drop_vars("angular_velocity")
+    populations = lotka_volterra(t=np.linspace(0, 5, 101), prey=(1.0, 2.0), predator=(1.0, 0.5), noise=noise)
+    for model, data, truth in [(DampedPendulum(), swings, [1.5, 0.3]), (LotkaVolterra(), populations, [1.5, 1, 3, 1])]:
+        result = model.fit(data)
+        report = result.report()
+        assert result.stop_reason.startswith("converged")
+        assert (np.abs(report["value"].values - truth) / report["std_error"].values).max() < 2.0, report
+
+
 def test_oscillator_with_defaults_recovers_parameters_and_initial_velocity():
     model = Oscillator()
     result = model.fit(oscillator_data().drop_vars("v"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import physode
-from physode.solve import FIXED_STEP_METHODS, METHODS
+from physode.solve import FIXED_STEP_METHODS, METHODS, TABLEAUS
 
 from problems import F64, Linear, Neural
 
@@ -37,12 +37,13 @@ def test_jacobian_equals_reverse_mode_through_the_same_steps(method):
         assert (contract(jac.params[name], p.ndim) - g).abs().max() < 1e-11 * (1 + g.abs().max())
 
 
-def test_jacobian_matches_finite_differences_of_the_same_steps():
+@pytest.mark.parametrize("method", sorted(TABLEAUS))
+def test_jacobian_matches_finite_differences_of_the_same_steps(method):
     """With fixed steps, central differences differentiate the same discrete map: they agree to O(eps^2)."""
     func = Neural()
     y0 = torch.randn(3, dtype=F64)
     options = {"step_size": 0.1}
-    jac = physode.jacobian(func, y0, T, method="rk4", options=options)
+    jac = physode.jacobian(func, y0, T, method=method, options=options)
     weight = func.net[0].weight
     eps = 1e-6
     for i, j in [(0, 0), (5, 2)]:
@@ -50,15 +51,15 @@ def test_jacobian_matches_finite_differences_of_the_same_steps():
         for sign in (1, -1):
             with torch.no_grad():
                 weight[i, j] += sign * eps
-                results.append(physode.odeint(func, y0, T, method="rk4", options=options))
+                results.append(physode.odeint(func, y0, T, method=method, options=options))
                 weight[i, j] -= sign * eps
         difference = (results[0] - results[1]) / (2 * eps)
         assert (jac.params["net.0.weight"][..., i, j] - difference).abs().max() < 1e-8
     for k in range(3):
         step = torch.zeros(3, dtype=F64)
         step[k] = eps
-        difference = (physode.odeint(func, y0 + step, T, method="rk4", options=options)
-                      - physode.odeint(func, y0 - step, T, method="rk4", options=options)) / (2 * eps)
+        difference = (physode.odeint(func, y0 + step, T, method=method, options=options)
+                      - physode.odeint(func, y0 - step, T, method=method, options=options)) / (2 * eps)
         assert (jac.y0[..., k] - difference).abs().max() < 1e-8
 
 

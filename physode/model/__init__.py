@@ -2,6 +2,6 @@
 
 from .declarations import Constant, Learned, Parameter, State
 from .fit import FitResult, fit
-from .system import StateValues, System, first_difference
+from .system import StateValues, System, initial_rate
 
-__all__ = ["Constant", "FitResult", "Learned", "Parameter", "State", "StateValues", "System", "fit", "first_difference"]
+__all__ = ["Constant", "FitResult", "Learned", "Parameter", "State", "StateValues", "System", "fit", "initial_rate"]

@@ -192,13 +192,25 @@ class System(nn.Module):
         return fit(self, data, **kwargs)
 
 
-def first_difference(times: Tensor, values: Tensor) -> Tensor | None:
-    """(values[:, 1] - values[:, 0]) / (times[1] - times[0]) for observations (series, time, ...): a
-    starting guess for the rate of change of an observed state (a velocity from positions, say),
-    or None when the first two values are not all observed."""
-    if values.shape[1] < 2 or not bool(torch.isfinite(values[:, :2]).all()):
+def initial_rate(times: Tensor, values: Tensor, fraction: float = 0.1) -> Tensor | None:
+    """The rate of change at times[0] of observed values (series, time, ...): the slope of the
+    least-squares line through each series' observations in the first `fraction` of the time
+    points (at least two), a starting guess for a state that is the rate of an observed one (a
+    velocity from positions, say). A line through several points averages the noise that a
+    difference of two neighbours would divide by their small time step. None where a series has
+    fewer than two observations there."""
+    count = max(2, round(fraction * values.shape[1]))
+    window = values[:, :count]
+    mask = torch.isfinite(window)
+    if bool((mask.sum(dim=1) < 2).any()):
         return None
-    return (values[:, 1] - values[:, 0]) / (times[1] - times[0])
+    t = (times[:count] - times[0]).reshape(1, -1, *[1] * (values.ndim - 2)).expand_as(window)
+    weight = mask.to(values.dtype)
+    total = weight.sum(dim=1, keepdim=True)
+    t_mean = (weight * t).sum(dim=1, keepdim=True) / total
+    x_mean = (weight * window.nan_to_num()).sum(dim=1, keepdim=True) / total
+    spread = (weight * (t - t_mean)).square().sum(dim=1)
+    return (weight * (t - t_mean) * (window.nan_to_num() - x_mean)).sum(dim=1) / spread
 
 
 def _as_derivative(value: Tensor | None, state: Tensor, name: str, owner: str) -> Tensor:
