@@ -53,7 +53,7 @@ class _Batch:
 
 LEAST_SQUARES = "levenberg_marquardt"
 # epochs and learning rate by optimizer, where the call gives none (measured in docs/benchmarks.md)
-DEFAULTS = {LEAST_SQUARES: {"epochs": 100}, "lbfgs": {"epochs": 20, "lr": 1.0}, "first-order": {"epochs": 300, "lr": 1e-2}}
+DEFAULTS = {LEAST_SQUARES: {"epochs": 100}, "lbfgs": {"epochs": 50, "lr": 1.0}, "first-order": {"epochs": 300, "lr": 1e-2}}
 MAX_LEAST_SQUARES_UNKNOWNS = 5000
 
 
@@ -79,7 +79,7 @@ def fit(
       (strong-Wolfe line search; stops on `ftol` too), and with mini-batches Adam. Or a name in
       OPTIMIZERS, "levenberg_marquardt", or a factory `params, lr -> Optimizer`.
     - `epochs`: at most this many epochs (default: 100 per stage for Levenberg-Marquardt, whose
-      epoch is one accepted step; 20 for L-BFGS, whose epoch is up to 20 iterations; 300
+      epoch is one accepted step; 50 for L-BFGS, whose epoch is up to 20 iterations; 300
       otherwise);
       `lr` (first-order only; default 1 for L-BFGS, 1e-2 otherwise); `batch_size` (series per
       update; default all); `seed` (the order of the batches).
