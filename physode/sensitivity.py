@@ -3,6 +3,7 @@ of the discrete solution: `jvp` along chosen directions, `jacobian` along all of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -79,59 +80,37 @@ def jacobian(
     """
     is_tuple = not isinstance(y0, Tensor)
     pieces = list(y0) if is_tuple else [y0]
-    module_parameters = Substitution(func).parameters if (wrt is None or set(wrt) - {"y0"}) and _has_module(func) else {}
-    if wrt is None:
-        wrt = ["y0", *(name for name, p in module_parameters.items() if p.requires_grad)]
-    wrt = list(wrt)
-    names = [name for name in wrt if name != "y0"]
-    sizes = ([sum(p.numel() for p in pieces)] if "y0" in wrt else []) + [module_parameters[n].numel() if n in
-                                                                         module_parameters else 0 for n in names]
-    total = sum(sizes)
-    like = pieces[0]
-    eye = torch.eye(max(total, 1), dtype=like.dtype, device=like.device)[:total]
-    blocks = list(eye.split(sizes, dim=1)) if total else []
+    parameters = Substitution(func).parameters if _has_module(func) else {}
+    wrt = ["y0", *(name for name, p in parameters.items() if p.requires_grad)] if wrt is None else list(wrt)
+    for name in wrt:
+        if name != "y0" and name not in parameters:
+            raise ValueError(f"wrt names {name!r}, which is neither 'y0' nor a parameter of func ({sorted(parameters)})")
+    # every input entry is one direction: y0's pieces first, then the parameters, in the order of wrt
+    inputs = [(("y0", j), tuple(p.shape)) for j, p in enumerate(pieces)] if "y0" in wrt else []
+    inputs += [((name,), tuple(parameters[name].shape)) for name in wrt if name != "y0"]
+    sizes = [math.prod(shape) for _, shape in inputs]
+    if not sum(sizes):
+        raise ValueError("wrt selects nothing to differentiate")
+    eye = torch.eye(sum(sizes), dtype=pieces[0].dtype, device=pieces[0].device)
+    directions = {key: block.reshape(-1, *shape) for (key, shape), block in zip(inputs, eye.split(sizes, dim=1))}
     y0_tangents = None
     if "y0" in wrt:
-        flat = blocks.pop(0)
-        parts = flat.split([p.numel() for p in pieces], dim=1)
-        shaped = [part.reshape(total, *p.shape) for part, p in zip(parts, pieces)]
-        y0_tangents = tuple(shaped) if is_tuple else shaped[0]
-    param_tangents = {}
-    for name, block in zip(names, blocks):
-        if name not in module_parameters:
-            raise ValueError(f"wrt names {name!r}, which is neither 'y0' nor a parameter of func "
-                             f"({sorted(module_parameters)})")
-        param_tangents[name] = block.reshape(total, *module_parameters[name].shape)
-    if not total:
-        raise ValueError("wrt selects nothing to differentiate")
+        y0_tangents = tuple(directions[("y0", j)] for j in range(len(pieces))) if is_tuple else directions[("y0", 0)]
+    param_tangents = {key[0]: value for key, value in directions.items() if key[0] != "y0"}
     sensitivity = jvp(func, y0, t, y0_tangents, param_tangents or None, method=method, rtol=rtol, atol=atol,
                       options=options)
     outputs = list(sensitivity.tangents) if is_tuple else [sensitivity.tangents]
-    columns = dict(zip(["y0"] * ("y0" in wrt) + names, _offsets(sizes)))
-
-    def derivative(start: int, shape: tuple[int, ...], size: int) -> list[Tensor]:
-        """d ys / d (the entries start..start+size), shaped (len(ts), *y.shape, *shape), per output piece."""
-        return [torch.movedim(out[start:start + size], 0, -1).reshape(*out.shape[1:], *shape) for out in outputs]
-
+    derivatives, start = {}, 0
+    for (key, shape), size in zip(inputs, sizes):
+        # d ys[i] / d input: (len(ts), *y_i.shape, *input shape) for every output piece i
+        derivatives[key] = [out[start:start + size].movedim(0, -1).reshape(*out.shape[1:], *shape) for out in outputs]
+        start += size
     d_y0 = None
     if "y0" in wrt:
-        offsets = _offsets([p.numel() for p in pieces], columns["y0"])
-        per_input = [derivative(o, tuple(p.shape), p.numel()) for o, p in zip(offsets, pieces)]
-        d_y0 = tuple(tuple(per_input[j][i] for j in range(len(pieces))) for i in range(len(outputs))) if is_tuple \
-            else per_input[0][0]
-    d_params = {}
-    for name in names:
-        per_output = derivative(columns[name], tuple(module_parameters[name].shape), module_parameters[name].numel())
-        d_params[name] = tuple(per_output) if is_tuple else per_output[0]
+        by_input = [derivatives[("y0", j)] for j in range(len(pieces))]
+        d_y0 = tuple(tuple(d[i] for d in by_input) for i in range(len(outputs))) if is_tuple else by_input[0][0]
+    d_params = {key[0]: tuple(d) if is_tuple else d[0] for key, d in derivatives.items() if key[0] != "y0"}
     return Jacobian(ts=sensitivity.ts, ys=sensitivity.ys, y0=d_y0, params=d_params, stats=sensitivity.stats)
-
-
-def _offsets(sizes: Sequence[int], start: int = 0) -> list[int]:
-    offsets = []
-    for size in sizes:
-        offsets.append(start)
-        start += size
-    return offsets
 
 
 def _has_module(func: Callable) -> bool:

@@ -153,7 +153,7 @@ def test_failed_updates_are_skipped_then_the_fit_stops():
         with pytest.raises(FitError, match="failed updates in a row") as info:
             model.fit(data, epochs=5, lr=1e6, optimizer="sgd", max_failures=3, progress=False)
     assert sum("update skipped" in str(w.message) for w in caught) >= 3
-    assert info.value.result.epochs >= 0
+    assert info.value.result.epochs >= 0 and info.value.result.stop_reason == "failed"
 
 
 def test_report_matches_curve_fit_standard_errors():
