@@ -174,3 +174,10 @@ def test_no_spurious_underflow_on_a_long_float32_span():
 
     ys = physode.odeint(pulse, torch.zeros(1), torch.tensor([0.0, 1e5]), rtol=1e-5, atol=1e-6)
     assert torch.isfinite(ys).all()
+
+
+def test_a_derivative_too_large_for_any_first_step_is_a_solver_error():
+    """||f0|| so large that the starting step 0.01 ||y0|| / ||f0|| underflows to zero."""
+    with pytest.raises(physode.SolverError, match="step size underflow at t=0"):
+        physode.odeint(lambda t, y: y * 1e305, torch.full((2,), 1e3, dtype=torch.float64),
+                       torch.tensor([0.0, 1.0], dtype=torch.float64))

@@ -56,6 +56,8 @@ def initial_step(
     d0, d1 = tolerance.norm(y0, y0), tolerance.norm(f0, y0)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, limit)
+    if not h0 > 0:
+        raise SolverError("step size underflow", t0, 0, hint=_HUGE_DERIVATIVE)
     t1 = torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device)
     t1 = t1.clamp(*sorted((t0, t0 + direction * limit)))
     f1 = func(t1, y0 + (direction * h0) * f0)
@@ -64,7 +66,13 @@ def initial_step(
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (1.0 / q)
-    return min(100 * h0, h1, limit)
+    h = min(100 * h0, h1, limit)
+    if not h > 0:
+        raise SolverError("step size underflow", t0, 0, hint=_HUGE_DERIVATIVE)
+    return h
+
+
+_HUGE_DERIVATIVE = "the derivative at t0 is too large for any step (check the parameters and the initial state)"
 
 
 class Trial(NamedTuple):
