@@ -54,7 +54,7 @@ class _Batch:
 LEAST_SQUARES = "levenberg_marquardt"
 # epochs and learning rate by optimizer, where the call gives none (measured in docs/benchmarks.md)
 DEFAULTS = {LEAST_SQUARES: {"epochs": 100}, "lbfgs": {"epochs": 50, "lr": 1.0}, "first-order": {"epochs": 300, "lr": 1e-2}}
-MAX_LEAST_SQUARES_UNKNOWNS = 5000
+MAX_LEAST_SQUARES_UNKNOWNS = 5000  # shared by every series, and of each series: the normal equations' blocks
 
 
 def fit(
@@ -179,10 +179,13 @@ def fit(
                                    train_weight, spans, continuity, solver, tally.add)
 
         single = problem(None)
-        if window is None:
+        shot = problem(window) if window is not None else None
+        if automatic and shot is not None and _too_large(shot):
+            shot = None  # too many shooting nodes per series for the normal equations: single shooting only
+        if shot is None:
             stages = [single]
         else:
-            stages = [single, problem(window), single] if automatic else [problem(window), single]
+            stages = [single, shot, single] if automatic else [shot, single]
         noise = noise_level(train_observed)
 
         def advance(stage: int, cost: float) -> bool:
@@ -194,7 +197,12 @@ def fit(
             nodes.place(node_starts(system, estimates, train_times, train_observed, window, solver))
             return True
 
-        _check_size(max(p.global_columns + p.free_local_unknowns for p in stages))
+        for stage in stages:
+            if _too_large(stage):
+                raise ValueError(f"optimizer={LEAST_SQUARES!r} would fit {stage.global_columns} unknowns shared by "
+                                 f"every series and {stage.local_columns} of each series; at most "
+                                 f"{MAX_LEAST_SQUARES_UNKNOWNS} of either. Use a first-order optimizer such as "
+                                 "'lbfgs' or 'adam'" + (", or fewer shooting windows" if window else ""))
         update = LeastSquaresUpdate(stages, ftol, xtol, gtol, advance)
         epochs = defaults["epochs"] * len(stages) if epochs is None else epochs
     else:
@@ -217,10 +225,9 @@ def fit(
     return result
 
 
-def _check_size(unknowns: int) -> None:
-    if unknowns > MAX_LEAST_SQUARES_UNKNOWNS:
-        raise ValueError(f"optimizer={LEAST_SQUARES!r} would fit {unknowns} unknowns, more than "
-                         f"{MAX_LEAST_SQUARES_UNKNOWNS}; use a first-order optimizer such as 'adam'")
+def _too_large(problem: SystemResiduals) -> bool:
+    """Normal equations too large to factor: the block of the shared unknowns, or one series' block."""
+    return max(problem.global_columns, problem.local_columns) > MAX_LEAST_SQUARES_UNKNOWNS
 
 
 def _warn_if_stalled(single: SystemResiduals, noise: float | None) -> None:

@@ -64,6 +64,11 @@ class SystemResiduals:
         self.continuity = math.sqrt(continuity / mismatches) if mismatches else 0.0
 
     @property
+    def local_columns(self) -> int:
+        """Local unknowns per series: its fitted initial-state components and its shooting nodes."""
+        return self.initial_columns + (len(self.windows) - 1) * self.state_size
+
+    @property
     def free_local_unknowns(self) -> int:
         """How many local unknowns are fitted (entries of series where a component is not fitted do not count)."""
         return sum(int(f.sum()) for f in self.free.values()) + (len(self.windows) - 1) * self.series * self.state_size
