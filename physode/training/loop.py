@@ -42,6 +42,7 @@ class Run:
     history: dict = field(default_factory=dict)
     best: dict | None = None
     since_best: int = 0
+    other_bests: dict = field(default_factory=dict)  # the best epoch of each objective the update has left
     stop_reason: str = ""
 
     @property
@@ -173,9 +174,12 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 run.history.setdefault(key, []).append(value)
             score = val_loss if val_loss is not None else train_loss
             score = score if math.isfinite(score) else math.inf  # an epoch of failed updates is never the best
-            stage = loop.update.stage  # losses of different stages are not comparable: a new stage starts afresh
-            if run.best is None or stage != run.best.get("stage", 0) or score < run.best["score"]:
-                run.best = {"epoch": run.epoch, "score": score, "stage": stage,
+            objective = loop.update.objective  # losses are compared only within one objective
+            if run.best is not None and objective != run.best["objective"]:
+                run.other_bests[run.best["objective"]] = run.best
+                run.best = run.other_bests.pop(objective, None)
+            if run.best is None or score < run.best["score"]:
+                run.best = {"epoch": run.epoch, "score": score, "objective": objective,
                             "modules": [_clone(m.state_dict()) for m in loop.modules]}
                 run.since_best = 0
             else:
@@ -237,7 +241,8 @@ def _clone(state_dict) -> dict:
 def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
     store.save(path, {
         "fingerprint": fingerprint, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
-        "history": run.history, "since_best": run.since_best, "best": run.best, "stop_reason": run.stop_reason,
+        "history": run.history, "since_best": run.since_best, "best": run.best, "other_bests": run.other_bests,
+        "stop_reason": run.stop_reason,
         "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.update.state_dict(),
         "generator": generator.get_state(),
     })
@@ -254,6 +259,6 @@ def _restore(path, fingerprint: str, loop: Loop, generator) -> Run:
     generator.set_state(saved["generator"])
     return Run(epoch=saved["epoch"], updates=saved["updates"], seconds=saved["seconds"],
                history={k: list(v) for k, v in saved["history"].items()}, best=saved["best"],
-               since_best=saved["since_best"],
+               since_best=saved["since_best"], other_bests=saved["other_bests"],
                # a fit that ran out of epochs continues when given more; a converged one stays converged
                stop_reason="" if saved["stop_reason"] == "max_epochs" else saved["stop_reason"])

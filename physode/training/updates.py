@@ -33,11 +33,12 @@ class Update(Protocol):
     `recover()` is called after a failed update (the unknowns and this state already restored)
     and says what it changed; `end_epoch()` returns the epoch's history entries of this update
     (and decays what decays per epoch); `converged` names the stopping test that was met, if any;
-    `stage` counts the problems an update has moved on from (the best epoch is kept per stage).
+    `objective` names what the loss of the current stage measures (the best epoch is kept per
+    objective, and losses of different objectives are never compared).
     """
 
     converged: str | None
-    stage: int
+    objective: int
 
     def __call__(self, index: Tensor, run) -> float: ...
 
@@ -56,7 +57,7 @@ class GradientUpdate:
     `ftol` > 0 (for a deterministic optimiser on the whole data set, such as L-BFGS) the fit has
     converged once an epoch lowers the loss by no more than ftol relative to it."""
 
-    stage = 0
+    objective = 0
 
     def __init__(self, optimizer: torch.optim.Optimizer, batch_loss: Callable, lr_decay: float = 1.0,
                  min_lr: float = 0.0, ftol: float = 0.0):
@@ -114,7 +115,9 @@ class LeastSquaresUpdate:
 
     The problems are solved in stages: when Levenberg-Marquardt converges on problems[stage] at
     cost F and `advance(stage, F)` is true (it may prepare the next problem), it goes on with the
-    next problem from where it stands, with a fresh damping.
+    next problem from where it stands, with a fresh damping. A problem that comes back (single
+    shooting before and after multiple shooting) is the same objective, so its best epoch is the
+    best of both stages.
     """
 
     def __init__(self, problems: Sequence[LeastSquaresProblem], ftol: float, xtol: float, gtol: float,
@@ -123,6 +126,10 @@ class LeastSquaresUpdate:
         self.stage = 0
         self.method = self._method()
         self.last = None
+        self.objective = self.stepped = 0  # the objective and stage of the last step
+
+    def _objective(self, stage: int) -> int:
+        return next(i for i, p in enumerate(self.problems) if p is self.problems[stage])
 
     def _method(self) -> LevenbergMarquardt:
         return LevenbergMarquardt(*self.tolerances, recoverable=(SolverError,))
@@ -133,17 +140,17 @@ class LeastSquaresUpdate:
 
     def __call__(self, index: Tensor, run) -> float:
         self.last = self.method.step(self.problems[self.stage])
-        loss = 2.0 * self.last.cost
+        loss, self.objective, self.stepped = 2.0 * self.last.cost, self._objective(self.stage), self.stage
         if self.method.converged and self.stage + 1 < len(self.problems) and self.advance(self.stage, self.last.cost):
             self.stage += 1
             self.method = self._method()
         return loss
 
     def state_dict(self) -> dict:
-        return {"stage": self.stage, "method": self.method.state_dict()}
+        return {"stage": self.stage, "objective": self.objective, "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.stage = state["stage"]
+        self.stage, self.objective = state["stage"], state["objective"]
         self.method.load_state_dict(state["method"])
 
     def recover(self) -> str:
@@ -154,7 +161,7 @@ class LeastSquaresUpdate:
         last = self.last
         return {"damping": last.damping, "relative_reduction": last.relative_reduction,
                 "relative_step": last.relative_step, "gradient_cosine": last.cosine, "trials": last.trials,
-                "stage": self.stage}
+                "stage": self.stepped}
 
 
 def check_optimizer(optimizer, extra: tuple[str, ...] = ()) -> None:
