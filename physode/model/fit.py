@@ -213,7 +213,7 @@ def fit(
         modules=modules, update=update, series=series_count, validation_loss=validation_loss,
         entries=lambda run: {"solves": tally.take(),
                              **{name: value.cpu().numpy() for name, value in system.parameter_values().items()}},
-        message=lambda logs: _progress_message(system, logs, ftol if least_squares else None),
+        message=lambda logs: _progress_message(system, logs, ftol),
         epochs=epochs, batch_size=None if least_squares else batch_size, seed=seed, patience=patience,
         max_failures=max_failures, callbacks=[_with_parameters(callback, system) for callback in callbacks],
         progress=progress, device=device,
@@ -330,9 +330,9 @@ def _initial_guess(system, times, observed, initial_state, dtype, device) -> dic
 
 
 def _progress_message(system, logs: dict, ftol: float | None) -> str:
-    """Loss, validation loss, the distance to the ftol test (least squares) and the small parameters."""
+    """Loss, validation loss, the distance to the ftol test and the small parameters."""
     parts = [f"loss {logs['loss']:.4g}"] + ([f"val {logs['val_loss']:.4g}"] if logs["val_loss"] is not None else [])
-    if ftol is not None:
+    if ftol is not None and "relative_reduction" in logs:
         parts.append(f"reduction {logs['relative_reduction']:.2g} (ftol {ftol:g})")
     for name, value in system.parameter_values().items():
         flat = value.flatten().tolist()

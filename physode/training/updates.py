@@ -5,6 +5,7 @@ optimiser's state, recovers from a failed update, and reports its own history en
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -97,16 +98,18 @@ class GradientUpdate:
         return f"learning rate halved to {self.optimizer.param_groups[0]['lr']:.3g}"
 
     def end_epoch(self) -> dict:
-        """{"lr": the epoch's learning rate}; tests ftol on the loss at the start of the last two epochs."""
-        if self.ftol and len(self._losses) >= 2:
-            before, after = self._losses[-2:]
-            if before - after <= self.ftol * abs(before):
+        """{"lr": the epoch's learning rate} and, with ftol, the "relative_reduction" of the loss at the
+        start of the last two epochs, which the ftol test compares."""
+        entries = {"lr": self.optimizer.param_groups[0]["lr"]}
+        if self.ftol:
+            before, after = self._losses[-2:] if len(self._losses) >= 2 else (math.nan, math.nan)
+            entries["relative_reduction"] = (before - after) / abs(before) if before else math.nan
+            if entries["relative_reduction"] <= self.ftol:
                 self.converged = "ftol"
         self._losses = self._losses[-1:]
-        lr = self.optimizer.param_groups[0]["lr"]
         for group in self.optimizer.param_groups:
             group["lr"] = max(group["lr"] * self.lr_decay, self.min_lr)
-        return {"lr": lr}
+        return entries
 
 
 class LeastSquaresUpdate:
