@@ -3,7 +3,7 @@ nothing else of physode."""
 
 from .alf import AsynchronousLeapfrog
 from .clock import Clock, Node, Span
-from .control import ConstantStep, Controller, IController, PIController, Tolerance, Trial, check_setting
+from .control import ConstantStep, Controller, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
 from .loop import integrate
@@ -17,5 +17,5 @@ __all__ = [
     "FIXED_STEP_METHODS", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Clock",
     "ConstantStep", "Controller", "CountedFunc", "DenseOutput", "IController", "Method", "Node", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
-    "Tolerance", "Trial", "check_setting", "integrate", "make_stepper",
+    "Tolerance", "Trial", "check_setting", "integrate", "make_stepper", "rms",
 ]

@@ -74,6 +74,6 @@ class AsynchronousLeapfrog:
         v = (u * (2.0 * self.eta) - v1) / (2.0 * self.eta - 1.0)
         return torch.addcmul(z_half, -half, v), v
 
-    def error(self, h: Tensor, ks: list[Tensor]) -> Tensor:
-        """Local error estimate h (u - v)."""
-        return (ks[1] - ks[0]) * h
+    def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
+        """The norm of the local error estimate h (u - v)."""
+        return norm((ks[1] - ks[0]) * h)

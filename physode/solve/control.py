@@ -19,27 +19,29 @@ from torch import Tensor
 from .errors import SolverError
 
 
+def rms(x: Tensor) -> Tensor:
+    """The root-mean-square norm, the default error norm."""
+    return x.square().mean().sqrt()
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """Relative and absolute tolerances: numbers, or tensors shaped like the solver's flat state."""
+    """Relative and absolute tolerances (numbers, or tensors shaped like the solver's flat state)
+    and the norm of a weighted error (a function of a flat tensor returning a 0-d tensor)."""
 
     rtol: float | Tensor
     atol: float | Tensor
+    norm: Callable[[Tensor], Tensor] = rms
 
-    def ratio(self, error: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
-        """RMS norm of error / (atol + rtol max(|y0|, |y1|)); the step is acceptable when <= 1.
+    def weigh(self, y0: Tensor, y1: Tensor) -> Callable[[Tensor], Tensor]:
+        """The error norm of a step from y0 to y1: e -> norm(e / (atol + rtol max(|y0|, |y1|))); the
+        step is acceptable when its error is <= 1 (Hairer, Norsett & Wanner, Solving ODEs I, II.4, (4.11))."""
+        scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
+        return lambda error: self.norm(error / scale)
 
-        Hairer, Norsett & Wanner, Solving ODEs I, II.4, eq. (4.11).
-        """
-        return _rms(error / (self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())))
-
-    def norm(self, x: Tensor, y: Tensor) -> float:
-        """RMS norm of x / (atol + rtol |y|), as a float."""
-        return _rms(x / (self.atol + self.rtol * y.abs())).item()
-
-
-def _rms(x: Tensor) -> Tensor:
-    return x.square().mean().sqrt()
+    def size(self, x: Tensor, y: Tensor) -> float:
+        """norm(x / (atol + rtol |y|)), as a float."""
+        return self.norm(x / (self.atol + self.rtol * y.abs())).item()
 
 
 @torch.no_grad()
@@ -53,7 +55,7 @@ def initial_step(
     the DOPRI5 code). `limit` must not exceed the distance to the end of the span, so that the
     probe stays inside it.
     """
-    d0, d1 = tolerance.norm(y0, y0), tolerance.norm(f0, y0)
+    d0, d1 = tolerance.size(y0, y0), tolerance.size(f0, y0)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, limit)
     if not h0 > 0:
@@ -61,7 +63,7 @@ def initial_step(
     t1 = torch.as_tensor(t0 + direction * h0, dtype=y0.dtype, device=y0.device)
     t1 = t1.clamp(*sorted((t0, t0 + direction * limit)))
     f1 = func(t1, y0 + (direction * h0) * f0)
-    d2 = tolerance.norm(f1 - f0, y0) / h0
+    d2 = tolerance.size(f1 - f0, y0) / h0
     if max(d1, d2) <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
@@ -78,8 +80,8 @@ _HUGE_DERIVATIVE = "the derivative at t0 is too large for any step (check the pa
 class Trial(NamedTuple):
     """An attempted step as a controller judges it: from time t0 to t1, of size h (its magnitude),
     where the controller had proposed h_wanted (h is shorter when the step was cut to land on an
-    output time); states y0 and y1; `error()` the stepper's local error estimate, computed on
-    demand; `steps` accepted before it; `t_scale` the magnitude of the numbers t0 is made of."""
+    output time); states y0 and y1; `error(norm)` the stepper's error ratio under an error norm,
+    computed on demand; `steps` accepted before it; `t_scale` the magnitude of the numbers t0 is made of."""
 
     t0: float
     t1: float
@@ -87,7 +89,7 @@ class Trial(NamedTuple):
     h: float
     y0: Tensor
     y1: Tensor
-    error: Callable[[], Tensor]
+    error: Callable[[Callable[[Tensor], Tensor]], Tensor]
     steps: int
     t_scale: float
 
@@ -186,7 +188,7 @@ class PIController:
 
     def adapt(self, state: _PIState, trial: Trial) -> tuple[bool, float, _PIState]:
         with torch.no_grad():
-            err = state.tolerance.ratio(trial.error(), trial.y0, trial.y1).item()
+            err = trial.error(state.tolerance.weigh(trial.y0, trial.y1)).item()
         q = state.q
         if not err <= 1.0:
             finite = math.isfinite(err)

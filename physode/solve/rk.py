@@ -80,9 +80,9 @@ class RungeKutta:
         """An FSAL stage is a cache, not state."""
         return None
 
-    def error(self, h: Tensor, ks: list[Tensor]) -> Tensor:
-        """Local error estimate h sum_i (b_i - b_hat_i) k_i of the embedded pair."""
-        return combine(self.tableau.b_error, ks) * h
+    def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
+        """The norm of the local error estimate h sum_i (b_i - b_hat_i) k_i of the embedded pair."""
+        return norm(combine(self.tableau.b_error, ks) * h)
 
     def end_derivative(self, func: Callable, span: Span, y1: Tensor, ks: list[Tensor]) -> Tensor:
         """f(t1, y1): the FSAL stage when the step computed it, else one more evaluation."""

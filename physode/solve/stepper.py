@@ -24,7 +24,8 @@ class Stepper(Protocol):
     is what the next step takes: an FSAL stage f(t1, y1) (a cache that could be recomputed from
     y1), ALF's velocity (part of the state, so `state_carry` returns it and it is stored and
     differentiated with y), or None. With full=False a step computes only what y1 and the carry
-    need. `error(h, ks)` is a local error estimate ~ h^error_order (for `adaptive` methods).
+    need. `error(h, ks, norm)` is the norm of a local error estimate ~ h^error_order (for `adaptive`
+    methods), with `norm` the weighted norm of an error vector.
     Methods `has_dense_output` interpolate inside a step; the others land on every output time.
     """
 
@@ -41,7 +42,7 @@ class Stepper(Protocol):
 
     def state_carry(self, carry: Tensor | None) -> Tensor | None: ...
 
-    def error(self, h: Tensor, ks: list[Tensor]) -> Tensor: ...
+    def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor: ...
 
 
 class DenseOutput(Stepper, Protocol):
