@@ -13,7 +13,9 @@ from .checks import (
     check_state, check_times, check_tolerance,
 )
 from .grad import GradientMethod, Problem
-from .solve import CountedFunc, SolverError, StateLayout, StateTensors, Stats, Tolerance, make_stepper
+from .solve import (
+    Callbacks, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, make_stepper, rms,
+)
 
 
 @dataclass
@@ -80,7 +82,8 @@ def setup(
     layout = StateLayout(y0)
     flat_y0 = layout.flatten(y0)
     times = check_times(t, flat_y0)
-    tolerance = Tolerance(check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0))
+    tolerance = Tolerance(check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
+                          _norm(settings.norm, layout))
     stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, **settings.method_options)
     strategy = settings.gradient
     check_pairing(stepper, settings.controller, strategy)
@@ -107,5 +110,27 @@ def setup(
         func=CountedFunc(layout.wrap(func), stats), y0=flat_y0, f0=f0, times=times, params=params,
         stepper=stepper, controller=settings.controller, tolerance=tolerance,
         land=settings.land or not stepper.has_dense_output, max_steps=settings.max_steps, stats=stats,
+        stops=Stops(settings.step_t + _grid(settings.grid_constructor, func, y0, times), settings.jump_t, settings.perturb),
+        callbacks=Callbacks.of(func, layout),
     )
     return problem, layout, strategy
+
+
+def _norm(norm: Callable | None, layout: StateLayout) -> Callable:
+    """The user's error norm on the solver's flat tensor (RMS when None)."""
+    if norm is None:
+        return rms
+    return lambda error: torch.as_tensor(norm(layout.unflatten(error)), dtype=error.dtype, device=error.device)
+
+
+def _grid(constructor: Callable | None, func: Callable, y0: StateTensors, times: Tensor) -> tuple[float, ...]:
+    """The inner times of the grid constructor(func, y0, t) (torchdiffeq's grid_constructor): it must
+    run from t[0] to t[-1], strictly monotonic."""
+    if constructor is None:
+        return ()
+    grid = check_times(constructor(func, y0, times.detach()), times)
+    ends = (grid[0].item(), grid[-1].item())
+    if ends != (times[0].item(), times[-1].item()):
+        raise ValueError(f"options['grid_constructor'] must return times from t[0] = {times[0].item()} to "
+                         f"t[-1] = {times[-1].item()}, got {ends[0]} to {ends[-1]}")
+    return tuple(grid[1:-1].tolist())

@@ -5,23 +5,35 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..grad import ACA, GRADIENTS, GradientMethod
 from ..grad.schedules import SCHEDULES
-from ..solve import METHODS, REGISTRY, ConstantStep, Controller, PIController, Stepper, check_setting
+from ..solve import METHODS, REGISTRY, ConstantStep, Controller, GridSteps, PIController, Stepper, check_setting
 from .values import check_count, check_flag, is_real
 
 
 OPTIONS = {
     "controller": "a step-size controller: PIController(...), IController(...) or ConstantStep(h); "
                   "in place of the step options below",
-    "step_size": "fixed step, ConstantStep(step_size) (required by euler, midpoint and rk4; any method takes one)",
+    "step_size": "fixed step, ConstantStep(step_size) (any method takes one; fixed-step methods without one "
+                 "step from each output time to the next)",
+    "grid_constructor": "fixed-step methods: a function (func, y0, t) -> the times to step on, from t[0] to t[-1]",
+    "perturb": "evaluate func just after each step's start and just before its end, for a func that jumps at "
+               "the step times (default False)",
     "first_step": "initial step of an adaptive method (default: chosen automatically)",
     "max_step": "largest step an adaptive method may take",
+    "min_step": "smallest step an adaptive method takes; a step this small is accepted whatever its error (default 0)",
     "max_steps": "most accepted steps before SolverError (default 100000)",
     "land_on_outputs": "step exactly onto every output time instead of interpolating",
+    "step_t": "times the steps must end on, besides the output times",
+    "jump_t": "times where func is discontinuous: steps end on them and func is evaluated again just after them",
+    "norm": "the error norm: a function of the weighted error (shaped like y0: a tuple for a tuple state) returning "
+            "a scalar tensor (default: root mean square over every component)",
     "safety": "step-size safety factor (default 0.9)",
     "min_factor": "smallest step-size change factor (default 0.2)",
     "max_factor": "largest step-size change factor (default 10)",
@@ -31,21 +43,29 @@ OPTIONS = {
     "checkpoints": "deprecated: use gradient=ACA(checkpoints=K)",
     "checkpoint_schedule": "deprecated: use gradient=ACA(checkpoints=K, schedule=...)",
 }
+# torchdiffeq's names for the same options
+ALIASES = {"ifactor": "max_factor", "dfactor": "min_factor", "max_num_steps": "max_steps"}
 _CONTROLLER_OPTIONS = ("safety", "min_factor", "max_factor", "beta1", "beta2")
-_STEP_OPTIONS = ("first_step", "max_step", *_CONTROLLER_OPTIONS)
+_STEP_OPTIONS = ("first_step", "max_step", "min_step", *_CONTROLLER_OPTIONS)
 MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
 class Settings:
     """The checked options: the step-size controller, landing, the step budget, the method's own
-    options, and the gradient method (with its options, where they came as deprecated options)."""
+    options, the gradient method (with its options, where they came as deprecated options), the
+    stop times (step_t, jump_t), perturbation, the grid constructor and the error norm."""
 
     controller: Controller
     land: bool
     max_steps: int
     method_options: dict
     gradient: GradientMethod
+    step_t: tuple[float, ...] = ()
+    jump_t: tuple[float, ...] = ()
+    perturb: bool = False
+    grid_constructor: Callable | None = None
+    norm: Callable | None = None
 
 def check_method(method: str) -> str:
     if method not in REGISTRY:
@@ -68,18 +88,28 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     """options -> Settings, refusing unknown keys, wrong types and options that do not apply."""
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    options = dict(options or {})
+    options = _renamed(dict(options or {}))
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         listing = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
-        raise ValueError(f"unknown options {unknown}; valid options are {listing}")
+        aliases = ", ".join(f"{k} (= {v})" for k, v in ALIASES.items())
+        raise ValueError(f"unknown options {unknown}; valid options are {listing}; and torchdiffeq's {aliases}")
     land = check_flag("options['land_on_outputs']", options.pop("land_on_outputs", False))
+    perturb = check_flag("options['perturb']", options.pop("perturb", False))
     controller = options.pop("controller", None)
+    functions = {key: options.pop(key, None) for key in ("grid_constructor", "norm")}
+    for key, value in functions.items():
+        if value is not None and not callable(value):
+            raise TypeError(f"options[{key!r}] must be a function, got {type(value).__name__}")
+    stops = {key: _times(key, options.pop(key, None)) for key in ("step_t", "jump_t")}
+    shared = sorted(set(stops["step_t"]) & set(stops["jump_t"]))
+    if shared:
+        raise ValueError(f"options['step_t'] and ['jump_t'] must not share times, both have {shared}")
     gradient = _deprecated_checkpoints(options, gradient)
     for key, value in options.items():
         if value is not None and not is_real(value):
             raise TypeError(f"options[{key!r}] must be a number, got {value!r}")
-    for key in ("step_size", "first_step", "max_step", *_CONTROLLER_OPTIONS):
+    for key in ("step_size", "first_step", "max_step", "min_step", *_CONTROLLER_OPTIONS):
         if options.get(key) is not None:
             check_setting("h" if key == "step_size" else key, options[key], f"options[{key!r}]")
             options[key] = float(options[key])
@@ -88,12 +118,40 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     for key in sorted(set(options) - set(_STEP_OPTIONS) - {"step_size"} - set(own)):
         owner = next(name for name, entry in REGISTRY.items() if key in entry.options)
         raise ValueError(f"options[{key!r}] is {REGISTRY[owner].options[key]} of method {owner!r}, not of {method!r}")
-    return Settings(controller=_controller(controller, options, method), land=land, max_steps=max_steps,
-                    method_options={key: options[key] for key in own if key in options}, gradient=gradient)
+    controller = _controller(controller, options, method, functions["grid_constructor"] is not None)
+    return Settings(
+        controller=controller, land=land or (isinstance(controller, GridSteps) and functions["grid_constructor"] is None),
+        max_steps=max_steps, method_options={key: options[key] for key in own if key in options}, gradient=gradient,
+        perturb=perturb, **stops, **functions,
+    )
 
 
-def _controller(controller, options: dict, method: str) -> Controller:
-    """The controller given, or the one the step options describe, or the method's default."""
+def _renamed(options: dict) -> dict:
+    """torchdiffeq's option names as ours; both names of one option is an error."""
+    for theirs, ours in ALIASES.items():
+        if theirs in options:
+            if ours in options:
+                raise ValueError(f"options[{theirs!r}] is torchdiffeq's name for options[{ours!r}]: give one of them")
+            options[ours] = options.pop(theirs)
+    return options
+
+
+def _times(key: str, value) -> tuple[float, ...]:
+    """A 1-D sequence of finite times, as floats."""
+    if value is None:
+        return ()
+    try:
+        values = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"options[{key!r}] must be a 1-D tensor or sequence of times, got {type(value).__name__}") from error
+    if values.ndim != 1 or not bool(torch.isfinite(values).all()):
+        raise ValueError(f"options[{key!r}] must be a 1-D tensor of finite times, got {value!r}")
+    return tuple(values.tolist())
+
+
+def _controller(controller, options: dict, method: str, gridded: bool) -> Controller:
+    """The controller given, or the one the step options describe, or the method's default (a
+    fixed-step method without a step size steps on the grid: the output times, or its `gridded` grid)."""
     step_options = sorted(set(options) & {"step_size", *_STEP_OPTIONS})
     if controller is not None:
         if not all(callable(getattr(controller, key, None)) for key in ("init", "adapt")):
@@ -106,10 +164,17 @@ def _controller(controller, options: dict, method: str) -> Controller:
         misplaced = sorted(set(options) & set(_STEP_OPTIONS))
         if misplaced:
             raise ValueError(f"options {misplaced} control adaptive steps and do not apply with options['step_size']")
+        if gridded:
+            raise ValueError("options['step_size'] and ['grid_constructor'] both set the steps: give one of them")
         return ConstantStep(options["step_size"])
     default = REGISTRY[method].controller
-    if default is None:
-        raise ValueError(f"method {method!r} is fixed-step and needs options={{'step_size': h}}")
+    if default is None or gridded:
+        misplaced = sorted(set(options) & set(_STEP_OPTIONS))
+        if default is not None:
+            raise ValueError(f"options['grid_constructor'] is for fixed-step methods, not {method!r}: use step_t")
+        if misplaced:
+            raise ValueError(f"options {misplaced} control adaptive steps; method {method!r} is fixed-step")
+        return GridSteps()
     chosen = {key: options[key] for key in _STEP_OPTIONS if key in options}
     if not chosen:
         return default

@@ -8,7 +8,7 @@ from typing import ClassVar, Protocol
 
 from torch import Tensor
 
-from ..solve import Clock, Controller, CountedFunc, Stats, Stepper, StepRecord, Tolerance, integrate
+from ..solve import Callbacks, Clock, Controller, CountedFunc, Stats, Stepper, StepRecord, Stops, Tolerance, integrate
 
 
 @dataclass
@@ -17,8 +17,8 @@ class Problem:
 
     `times` are the output times in the state's dtype (still attached to the user's t), `f0` is
     func(times[0], y0) evaluated at the call, and `params` are the tensors func depends on whose
-    gradients are wanted. `land` makes the steps end on every output time; `max_steps` bounds
-    the accepted steps.
+    gradients are wanted. `land` makes the steps end on every output time, `stops` on other times
+    too; `max_steps` bounds the accepted steps; `callbacks` are the func's step callbacks.
     """
 
     func: CountedFunc
@@ -32,16 +32,18 @@ class Problem:
     land: bool
     max_steps: int
     stats: Stats
+    stops: Stops = Stops()
+    callbacks: Callbacks | None = None
 
     def clock(self, times: Tensor) -> Clock:
-        return Clock(times, self.land)
+        return Clock(times, self.land, self.stops)
 
     def integrate(
         self, y0: Tensor, f0: Tensor, times: Tensor, keep: Callable | None = None
     ) -> tuple[list[Tensor], StepRecord]:
         """The stepping loop from y0 (with f0 = func(times[0], y0)) to the output times."""
         return integrate(self.func, self.stepper, self.controller, self.tolerance, y0, f0, self.clock(times),
-                         self.max_steps, self.stats, keep=keep)
+                         self.max_steps, self.stats, keep=keep, callbacks=self.callbacks)
 
 
 class GradientMethod(Protocol):

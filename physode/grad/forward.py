@@ -134,7 +134,8 @@ def tangent_sweep(
         inside = record.interior(i)
         if inside.stop > inside.start:
             outputs[inside] = list(outs[-1].unbind(0))
-        if record.ends_segment(i):
-            outputs[clock.anchor_outputs[record.segment(i) + 1]] = z
+        output = clock.anchor_outputs[record.segment(i) + 1] if record.ends_segment(i) else None
+        if output is not None:
+            outputs[output] = z
     stacked = torch.stack(outputs, dim=1)  # (1 + P, len(times), *y0.shape)
     return stacked[0], stacked[1:]

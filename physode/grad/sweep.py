@@ -107,8 +107,9 @@ def reverse_sweep(
     totals: list[Tensor | None] = [None] * len(inputs)
     first_state = None
     for i, (y, v) in states:
-        if record.ends_segment(i):
-            adjoint = adjoint + grad_outputs[clock.anchor_outputs[record.segment(i) + 1]]
+        output = clock.anchor_outputs[record.segment(i) + 1] if record.ends_segment(i) else None
+        if output is not None:
+            adjoint = adjoint + grad_outputs[output]
         inside = record.interior(i)
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)

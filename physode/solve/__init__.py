@@ -2,8 +2,9 @@
 nothing else of physode."""
 
 from .alf import AsynchronousLeapfrog
-from .clock import Clock, Node, Span
-from .control import ConstantStep, Controller, IController, PIController, Tolerance, Trial, check_setting, rms
+from .callbacks import Callbacks
+from .clock import Clock, Node, Span, Stops
+from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
 from .loop import integrate
@@ -14,8 +15,8 @@ from .stepper import FIXED_STEP_METHODS, METHODS, REGISTRY, DenseOutput, Method,
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
-    "FIXED_STEP_METHODS", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Clock",
-    "ConstantStep", "Controller", "CountedFunc", "DenseOutput", "IController", "Method", "Node", "PIController",
-    "Reversible", "RungeKutta", "SolverError", "Span", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
+    "FIXED_STEP_METHODS", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock",
+    "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "PIController",
+    "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
     "Tolerance", "Trial", "check_setting", "integrate", "make_stepper", "rms",
 ]

@@ -117,6 +117,10 @@ class Controller(Protocol):
 
 def check_setting(name: str, value, label: str) -> None:
     """Raise a ValueError, naming the setting as `label`, unless `value` suits controller setting `name`."""
+    if name == "min_step":
+        if not (_is_real(value) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{label} must be a number >= 0, got {value!r}")
+        return
     if name in ("first_step", "max_step", "h"):
         if value is None and name == "first_step":
             return
@@ -157,8 +161,10 @@ class PIController:
     and never growing right after a rejection. After a rejected step: h * max(min_factor,
     safety * err_n^(-1/q)). The defaults are DOPRI5's (err_n^-0.17 err_{n-1}^0.04 at q = 5), except
     that the first step has no history (err_{n-1} = 1, where DOPRI5 starts from 1e-4 and so damps
-    the first growth by 0.69). Steps are at most `max_step`; the first is `first_step`, or chosen
-    by `initial_step`. A rejected step shorter than 4 eps times the time's magnitude is an underflow.
+    the first growth by 0.69). Steps are at most `max_step` and at least `min_step`, and a step
+    of `min_step` or less is accepted whatever its error (torchdiffeq's rule); the first is
+    `first_step`, or chosen by `initial_step`. A rejected step shorter than 4 eps times the time's
+    magnitude is an underflow.
     """
 
     safety: float = 0.9
@@ -168,13 +174,16 @@ class PIController:
     beta2: float = 0.2
     first_step: float | None = None
     max_step: float = math.inf
+    min_step: float = 0.0
 
     placement = "fraction"
     adaptive = True
 
     def __post_init__(self):
-        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2", "first_step", "max_step"):
+        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2", "first_step", "max_step", "min_step"):
             check_setting(name, getattr(self, name), f"{type(self).__name__} {name}")
+        if self.min_step > self.max_step:
+            raise ValueError(f"{type(self).__name__} needs min_step <= max_step, got {self.min_step!r} and {self.max_step!r}")
         if not self.min_factor < 1 < self.max_factor:
             raise ValueError(f"{type(self).__name__} needs min_factor < 1 < max_factor, "
                              f"got {self.min_factor!r} and {self.max_factor!r}")
@@ -184,13 +193,16 @@ class PIController:
             h = self.first_step
         else:
             h = initial_step(func, t0, y0, f0, direction, q, tolerance, limit=min(length, self.max_step))
-        return min(h, self.max_step), _PIState(tolerance, q, torch.finfo(y0.dtype).eps, length)
+        return self._clamp(h), _PIState(tolerance, q, torch.finfo(y0.dtype).eps, length)
+
+    def _clamp(self, h: float) -> float:
+        return min(max(h, self.min_step), self.max_step)
 
     def adapt(self, state: _PIState, trial: Trial) -> tuple[bool, float, _PIState]:
         with torch.no_grad():
             err = trial.error(state.tolerance.weigh(trial.y0, trial.y1)).item()
         q = state.q
-        if not err <= 1.0:
+        if not err <= 1.0 and not (math.isfinite(err) and trial.h <= self.min_step):
             finite = math.isfinite(err)
             factor = min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q))) if finite else self.min_factor
             h = trial.h * factor
@@ -198,13 +210,13 @@ class PIController:
                 raise SolverError("step size underflow" if finite else "non-finite state", trial.t0, trial.steps,
                                   hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field "
                                        "singular there")
-            return False, min(h, self.max_step), state._replace(after_rejection=True)
+            return False, self._clamp(h), state._replace(after_rejection=True)
         factor = self.safety * max(err, 1e-10) ** (-self.beta1 / q) * state.err_previous ** (self.beta2 / q)
         factor = min(1.0 if state.after_rejection else self.max_factor, max(self.min_factor, factor))
         h = trial.h * factor
         if trial.h < trial.h_wanted:  # a step cut short to land on an output time: do not shrink for that
             h = max(h, trial.h_wanted)
-        return True, min(h, self.max_step), state._replace(err_previous=max(err, 1e-4), after_rejection=False)
+        return True, self._clamp(h), state._replace(err_previous=max(err, 1e-4), after_rejection=False)
 
 
 @dataclass(frozen=True)
@@ -236,3 +248,14 @@ class ConstantStep:
         if not bool(torch.isfinite(trial.y1).all()):
             raise SolverError("non-finite state", trial.t1, trial.steps, hint=f"step size {trial.h:.3g} may be too large")
         return True, float(self.h), state
+
+
+@dataclass(frozen=True)
+class GridSteps(ConstantStep):
+    """One step from each anchor to the next: on the output times (torchdiffeq's fixed grid when no
+    step size is given), on a grid given as stop times, or both."""
+
+    h: float = field(default=math.inf, init=False)
+
+    def __post_init__(self):
+        pass

@@ -8,6 +8,7 @@ from functools import partial
 
 from torch import Tensor
 
+from .callbacks import Callbacks
 from .clock import SEGMENT_END, SEGMENT_START, Clock
 from .control import Controller, Tolerance, Trial
 from .errors import SolverError
@@ -21,13 +22,16 @@ _LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor
 def integrate(
     func: Callable, stepper: Stepper, controller: Controller, tolerance: Tolerance, y0: Tensor, f0: Tensor,
     clock: Clock, max_steps: int, stats: Stats, keep: Callable[[int, Tensor, Tensor | None], None] | None = None,
+    callbacks: Callbacks | None = None,
 ) -> tuple[list[Tensor], StepRecord]:
     """Integrate from the first to the last anchor; return the outputs at clock.times and the record.
 
     f0 = f(t0, y0) (ALF's initial velocity). func is evaluated only inside [t[0], t[-1]]. The
     controller works on Python floats and never enters a graph; whatever graph the step
     computations build is the caller's. keep(i, y_i, c_i) is called at every accepted node
-    i = 0..N, with c_i the carry where it is state (ALF's velocity), else None.
+    i = 0..N, with c_i the carry where it is state (ALF's velocity), else None. After a step that
+    ends on a jump of the clock, f is evaluated anew at the next step's start (after the jump).
+    `callbacks` are told of every attempted step and its verdict.
     """
     anchors, times = clock.anchor_values, clock.time_values
     outputs: list[Tensor | None] = [None] * len(times)
@@ -39,6 +43,8 @@ def integrate(
     length = abs(anchors[-1] - anchors[0])
     h, state = controller.init(func, anchors[0], y0, f0, direction, length, stepper.error_order, tolerance)
     t, y, f = anchors[0], y0, f0
+    if clock.every_node and stepper.state_carry(f0) is None:
+        f = None
     if keep is not None:
         keep(0, y, stepper.state_carry(f))
     segment, node = 0, SEGMENT_START
@@ -53,9 +59,13 @@ def integrate(
             t1, h_used = t + direction * h, h
             end = clock.node(segment, t1, controller.placement)
         span = clock.span(segment, node, end)
+        if callbacks is not None:
+            callbacks.before(span.t0, y, span.h)
         y1, ks = stepper.step(func, span, y, f)
         trial = Trial(t, t1, h, h_used, y, y1, partial(stepper.error, span.h, ks), len(record), clock.scale(segment, node))
         accepted, h, state = controller.adapt(state, trial)
+        if callbacks is not None:
+            callbacks.judged(accepted, span.t0, y, span.h)
         if not accepted:
             stats.rejected += 1
             continue
@@ -75,9 +85,12 @@ def integrate(
         t, node, y = t1, end, y1
         if keep is not None:
             keep(len(record), y, stepper.state_carry(f))
+        if clock.jumps_after(segment, end) and stepper.state_carry(f) is None:
+            f = None
         if end == SEGMENT_END:
             segment, node = segment + 1, SEGMENT_START
-            outputs[clock.anchor_outputs[segment]] = y
+            if clock.anchor_outputs[segment] is not None:
+                outputs[clock.anchor_outputs[segment]] = y
         if len(record) >= max_steps and segment < len(anchors) - 1:
             raise SolverError(
                 "max_steps exceeded", t, len(record),
