@@ -9,10 +9,11 @@ import torch
 from torch import Tensor
 
 from .checks import (
-    check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing, check_params,
+    FORWARD_ONLY, check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing, check_params,
     check_state, check_times, check_tolerance,
 )
 from .grad import GradientMethod, Problem
+from .scipy_solver import solve_with_scipy
 from .solve import (
     Callbacks, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, make_stepper, rms,
 )
@@ -59,6 +60,8 @@ def solve(
     options: dict | None = None, params: Sequence[Tensor] | None = None,
 ) -> Solution:
     """As `odeint`, returning a `Solution` with the output times, the states and the work counts."""
+    if method == FORWARD_ONLY:
+        return Solution(*solve_with_scipy(func, y0, t, rtol, atol, options, params))
     problem, layout, strategy = setup(func, y0, t, method, rtol, atol, gradient, options, params)
     ys = strategy.solve(problem)
     return Solution(ts=problem.times, ys=layout.unflatten(ys, len(problem.times)), stats=problem.stats)

@@ -67,9 +67,17 @@ class Settings:
     grid_constructor: Callable | None = None
     norm: Callable | None = None
 
+FORWARD_ONLY = "scipy_solver"  # scipy.integrate.solve_ivp: odeint and solve only, no gradients
+
+
 def check_method(method: str) -> str:
+    """A method of the registry (`FORWARD_ONLY` is dispatched before this check, by odeint and solve only)."""
+    if method == FORWARD_ONLY:
+        raise ValueError(f"method={FORWARD_ONLY!r} runs scipy.integrate.solve_ivp: it solves forward through "
+                         "physode.odeint and physode.solve only, with no gradients or sensitivities; use a physode "
+                         f"method ({', '.join(METHODS)})")
     if method not in REGISTRY:
-        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {method!r}; valid methods are {', '.join([*METHODS, FORWARD_ONLY])}")
     return method
 
 
