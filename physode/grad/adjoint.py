@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint_adjoint
 
-from ..solve import FIXED_STEP_METHODS, ConstantStep, PIController, Stepper
+from ..solve import FIXED_STEP_METHODS, Callbacks, ConstantStep, GridSteps, PIController, Stepper
 from .base import Problem
 
 # physode method name -> torchdiffeq's name for the same tableau.
@@ -32,8 +32,12 @@ class Adjoint:
     """Delegates to `torchdiffeq.odeint_adjoint` with the same method, tolerances and step options.
 
     The backward pass solves the adjoint ODE backwards in time with its own adaptive steps, at
-    `rtol`, `atol` and by `method` (torchdiffeq's adjoint_rtol, adjoint_atol, adjoint_method;
-    None: the forward pass's). Its gradient is that of the continuous problem, not of the
+    `rtol`, `atol`, by `method` and with `options` (torchdiffeq's adjoint_rtol, adjoint_atol,
+    adjoint_method, adjoint_options; None: the forward pass's). With `seminorm` its step-size
+    control leaves the parameters' adjoint out of the error norm (Kidger, Chen & Lyons, "'Hey,
+    that's not an ODE': Faster ODE Adjoints via Seminorms", ICML 2021), which saves backward steps
+    and keeps the gradient's accuracy. The func's `callback_*_adjoint` callbacks are called on the
+    backward pass, as torchdiffeq calls them. Its gradient is that of the continuous problem, not of the
     discrete forward solution, and it degrades where reverse-time integration is ill-conditioned.
     The solution itself is torchdiffeq's (its own step-size controller, and the 3/8-rule variant
     for "rk4"). Step counts are not reported (None); function evaluations are, forward and backward.
@@ -42,6 +46,8 @@ class Adjoint:
     rtol: float | None = None
     atol: float | None = None
     method: str | None = None
+    options: dict | None = None
+    seminorm: bool = False
 
     name: ClassVar[str] = "adjoint"
     needs_params: ClassVar[bool] = True
@@ -54,6 +60,12 @@ class Adjoint:
                 raise ValueError(f"Adjoint {key} must be a positive number or None, got {value!r}")
         if self.method is not None and self.method not in ADAPTIVE_METHODS:
             raise ValueError(f"Adjoint method must be one of {ADAPTIVE_METHODS} or None, got {self.method!r}")
+        if self.options is not None and not isinstance(self.options, dict):
+            raise TypeError(f"Adjoint options must be a dict of torchdiffeq's options or None, got {self.options!r}")
+        if not isinstance(self.seminorm, bool):
+            raise TypeError(f"Adjoint seminorm must be True or False, got {self.seminorm!r}")
+        if self.seminorm and "norm" in (self.options or {}):
+            raise ValueError("Adjoint seminorm=True sets the backward norm: leave 'norm' out of Adjoint options")
 
     def check(self, stepper: Stepper) -> None:
         """Only the methods torchdiffeq has."""
@@ -71,14 +83,15 @@ class Adjoint:
                 "gradient='adjoint' runs torchdiffeq's adjoint, which takes scalar rtol and atol only; "
                 "use gradient='aca' or 'direct' for per-component tolerances"
             )
+        stops = sorted({*p.stops.times, *(p.times.detach().tolist() if p.land else ())} - set(p.stops.jumps))
         if isinstance(c, PIController):
-            options = {"max_num_steps": p.max_steps, "max_step": c.max_step, "safety": c.safety,
-                       "ifactor": c.max_factor, "dfactor": c.min_factor}
+            options = {"max_num_steps": p.max_steps, "max_step": c.max_step, "min_step": c.min_step, "safety": c.safety,
+                       "ifactor": c.max_factor, "dfactor": c.min_factor, "norm": p.tolerance.norm}
             if c.first_step is not None:
                 options["first_step"] = c.first_step
-            if p.land:
-                options["step_t"] = p.times.detach()
-            backward_options = options
+            options.update({key: torch.tensor(value, dtype=p.times.dtype) for key, value in
+                            (("step_t", stops), ("jump_t", p.stops.jumps)) if value})
+            backward_options = {key: value for key, value in options.items() if key != "norm"}
         elif not isinstance(c, ConstantStep):
             raise ValueError(f"gradient='adjoint' runs torchdiffeq's own step-size control, which takes the settings of a "
                              f"PIController or a ConstantStep, not {c!r}")
@@ -87,22 +100,44 @@ class Adjoint:
                 f"gradient='adjoint' runs torchdiffeq, which takes fixed steps only with {FIXED_STEP_METHODS}, "
                 f"not {method!r}"
             )
-        elif p.land:
+        elif p.land and not isinstance(c, GridSteps):
             raise ValueError(
-                "options['land_on_outputs'] with a fixed-step method is not available with gradient='adjoint' "
+                "options['land_on_outputs'] with a step size is not available with gradient='adjoint' "
                 "(torchdiffeq's fixed grid does not land on output times); use gradient='aca' or 'direct'"
             )
         else:
-            options = {"step_size": c.h, "interp": "cubic"}
+            options = {"interp": "cubic", "perturb": p.stops.every_node}
+            if not isinstance(c, GridSteps):
+                options["step_size"] = c.h
+            elif not p.land:
+                grid = torch.tensor([p.times[0].item(), *stops, p.times[-1].item()], dtype=p.times.dtype)
+                options["grid_constructor"] = lambda func, y0, t: grid.to(t)
             backward_options = {"max_num_steps": p.max_steps}
         p.stats.accepted = p.stats.rejected = p.stats.accepted_backward = p.stats.rejected_backward = None
+        adjoint_options = None if self.method is None and self.options is None else dict(backward_options)
+        if self.options is not None:
+            adjoint_options.update(self.options)
+        if self.seminorm:
+            adjoint_options = {**(adjoint_options or {}), "norm": "seminorm"}
         ys = odeint_adjoint(
-            p.func, p.y0, p.times, rtol=p.tolerance.rtol, atol=p.tolerance.atol, method=TORCHDIFFEQ_METHODS[method],
-            options=options, adjoint_params=p.params, adjoint_rtol=self.rtol, adjoint_atol=self.atol,
-            adjoint_method=None if self.method is None else TORCHDIFFEQ_METHODS[self.method],
-            adjoint_options=None if self.method is None else dict(backward_options),
+            _WithCallbacks(p.func, p.callbacks), p.y0, p.times, rtol=p.tolerance.rtol, atol=p.tolerance.atol,
+            method=TORCHDIFFEQ_METHODS[method], options=options, adjoint_params=p.params, adjoint_rtol=self.rtol,
+            adjoint_atol=self.atol, adjoint_method=None if self.method is None else TORCHDIFFEQ_METHODS[self.method],
+            adjoint_options=adjoint_options,
         )
         return _EnterBackward.apply(ys, p.func)
+
+
+class _WithCallbacks:
+    """func with the user's step callbacks as attributes, where torchdiffeq looks for them."""
+
+    def __init__(self, func, callbacks: Callbacks | None):
+        self.func = func
+        for name, callback in ({} if callbacks is None else callbacks.by_name()).items():
+            setattr(self, name, callback)
+
+    def __call__(self, t, y):
+        return self.func(t, y)
 
 
 class _EnterBackward(torch.autograd.Function):

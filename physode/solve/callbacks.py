@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from torch import Tensor
 
 from .layout import StateLayout
 
 NAMES = ("callback_step", "callback_accept_step", "callback_reject_step")
+ADJOINT_NAMES = tuple(name + "_adjoint" for name in NAMES)
 
 
 @dataclass(frozen=True)
 class Callbacks:
     """Called as torchdiffeq calls them: `step(t0, y0, dt)` before every attempted step, then
     `accept(t0, y0, dt)` or `reject(t0, y0, dt)` once the step is judged; y0 in the user's layout
-    (a tuple for a tuple state), dt signed."""
+    (a tuple for a tuple state), dt signed. `adjoint` holds the func's `callback_*_adjoint`
+    callbacks by name, for a backward pass that searches its own steps (torchdiffeq's adjoint)."""
 
     step: Callable | None = None
     accept: Callable | None = None
     reject: Callable | None = None
+    adjoint: dict[str, Callable] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, func, layout: StateLayout, suffix: str = "") -> Callbacks | None:
-        """The callbacks func defines (named callback_step{suffix}, ...), or None if it has none."""
-        found = [getattr(func, name + suffix, None) for name in NAMES]
-        if not any(callable(c) for c in found):
+    def of(cls, func, layout: StateLayout) -> Callbacks | None:
+        """The callbacks func defines, or None if it has none."""
+        found = [getattr(func, name, None) for name in NAMES]
+        adjoint = {name: getattr(func, name) for name in ADJOINT_NAMES if callable(getattr(func, name, None))}
+        if not adjoint and not any(callable(c) for c in found):
             return None
-        return cls(*(_on_user_state(c, layout) if callable(c) else None for c in found))
+        return cls(*(_on_user_state(c, layout) if callable(c) else None for c in found), adjoint=adjoint)
+
+    def by_name(self) -> dict[str, Callable]:
+        """Every callback under torchdiffeq's name: the forward ones on the solver's flat state."""
+        forward = dict(zip(NAMES, (self.before, partial(self.judged, True), partial(self.judged, False))))
+        return {**forward, **self.adjoint}
 
     def before(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:
         if self.step is not None:
