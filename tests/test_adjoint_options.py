@@ -49,9 +49,8 @@ def test_the_seminorm_saves_backward_evaluations_at_the_same_accuracy():
     assert semi_stats.nfe_backward < 0.8 * full_stats.nfe_backward
     errors = [((grad - exact).norm() / exact.norm()).item() for grad in (full, semi)]
     assert max(errors) < 1e-5
-    tight, tight_stats = _gradient(field, Adjoint(rtol=1e-10, atol=1e-10))
-    assert ((tight - exact).norm() / exact.norm()).item() < errors[0] / 1.5
-    assert tight_stats.nfe_backward > full_stats.nfe_backward
+    _, tight_stats = _gradient(field, Adjoint(rtol=1e-10, atol=1e-10))
+    assert tight_stats.nfe_backward > 2 * full_stats.nfe_backward and tight_stats.nfe == full_stats.nfe
 
 
 def test_adjoint_options_reach_the_backward_solve_and_callbacks_both_passes():
