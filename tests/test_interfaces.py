@@ -173,8 +173,8 @@ def test_controllers_check_their_settings(make, message):
 @pytest.mark.parametrize("method", METHODS)
 def test_the_registry_builds_every_method(method):
     stepper = make_stepper(method, F64, torch.device("cpu"))
-    assert stepper.name == method
-    assert stepper.has_dense_output == all(hasattr(stepper, k) for k in ("interpolate", "end_derivative"))
+    assert REGISTRY[stepper.name] is REGISTRY[method]
+    assert stepper.has_dense_output == all(hasattr(stepper, k) for k in ("interpolate", "interpolant_stages"))
     assert callable(getattr(stepper, "inverse", None)) == (method == "alf")
     assert (REGISTRY[method].controller is None) != stepper.adaptive
 

@@ -20,7 +20,11 @@ TORCHDIFFEQ_METHODS = {
     "euler": "euler",
     "midpoint": "midpoint",
     "rk4": "rk4",
+    "rk38": "rk4",
+    "heun2": "heun2",
+    "heun3": "heun3",
     "heun_euler": "adaptive_heun",
+    "fehlberg2": "fehlberg2",
     "bosh3": "bosh3",
     "dopri5": "dopri5",
 }

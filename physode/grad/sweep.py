@@ -75,8 +75,8 @@ class _Reuse(torch.autograd.Function):
 def replay_step(
     problem: Problem, record: StepRecord, clock: Clock, i: int, evaluate: Callable, y: Tensor, v: Tensor | None,
 ) -> list[Tensor]:
-    """Accepted step i retaken from (y, v) with `evaluate` as func (its end derivative too, where the
-    interpolant needs one): [y1, then the carry where it is state (ALF's v1), then the outputs
+    """Accepted step i retaken from (y, v) with `evaluate` as func (the interpolant's own stages too,
+    where it needs any): [y1, then the carry where it is state (ALF's v1), then the outputs
     interpolated inside the step where it has any]."""
     stepper = problem.stepper
     inside = record.interior(i)
@@ -85,8 +85,8 @@ def replay_step(
     y1, ks = stepper.step(evaluate, span, y, v, full=has_inside)
     outs = [y1] if v is None else [y1, stepper.carry(ks)]
     if has_inside:
-        f1 = stepper.end_derivative(evaluate, span, y1, ks) if stepper.needs_end_derivative else None
-        outs.append(stepper.interpolate(clock.theta(inside, span), y, y1, span.h, ks, f1))
+        stages = ks + stepper.interpolant_stages(evaluate, span, y, y1, ks)
+        outs.append(stepper.interpolate(clock.theta(inside, span), y, span.h, stages))
     return outs
 
 
@@ -98,12 +98,13 @@ def reverse_sweep(
 
     Each step i is recomputed from its state with a local graph; the adjoint of its end state,
     plus the gradients of the outputs interpolated inside it, are pulled back in one
-    vector-Jacobian product. Where the carry is state (ALF's velocity v) the adjoint has a v part
-    too, and the initial carry v0 = f(t0, z0) is differentiated last.
+    vector-Jacobian product. Where the carry is state (ALF's velocity, an Adams history: a tensor
+    or a NamedTuple of tensors) the adjoint has a part for each of its tensors too, and the
+    initial carry, f0 = f(t0, z0), is differentiated last.
     """
     func = problem.func
     adjoint = torch.zeros_like(grad_outputs[0])
-    adjoint_v = None
+    adjoint_carry: tuple[Tensor | None, ...] | None = None  # None (or a None part): zero
     totals: list[Tensor | None] = [None] * len(inputs)
     first_state = None
     for i, (y, v) in states:
@@ -113,29 +114,47 @@ def reverse_sweep(
         inside = record.interior(i)
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)
-            wrt, cotangents = [z], [adjoint]
-            if v is not None:
-                v = v.detach().requires_grad_(True)
-                wrt.append(v)
-                cotangents.append(torch.zeros_like(adjoint) if adjoint_v is None else adjoint_v)
+            carry = None if v is None else _leaves(v)
+            outs = replay_step(problem, record, clock, i, replay.evaluator(i), z, carry)
+            pulled, cotangents = [outs[0]], [adjoint]
+            if adjoint_carry is not None:
+                for out, cotangent in zip(_parts(outs[1]), adjoint_carry):
+                    if cotangent is not None:
+                        pulled.append(out)
+                        cotangents.append(cotangent)
             if inside.stop > inside.start:
+                pulled.append(outs[-1])
                 cotangents.append(grad_outputs[inside])
-            outs = replay_step(problem, record, clock, i, replay.evaluator(i), z, v)
+            wrt = (z, *_parts(carry))
             # retain_graph: func may use a graph built outside it from params, shared by all steps
-            grads = torch.autograd.grad(outs, (*wrt, *inputs), cotangents, allow_unused=True, retain_graph=True)
-        adjoint, adjoint_v = grads[0], (grads[1] if v is not None else None)
+            grads = torch.autograd.grad(pulled, (*wrt, *inputs), cotangents, allow_unused=True, retain_graph=True)
+        adjoint, adjoint_carry = grads[0], (grads[1:len(wrt)] if carry is not None else None)
         totals = [_add(a, g) for a, g in zip(totals, grads[len(wrt):])]
         problem.stats.accepted_backward += 1
-        first_state = (y, v)
+        first_state = y
     adjoint = adjoint + grad_outputs[0]
-    if adjoint_v is not None and first_state is not None:
+    if adjoint_carry is not None and adjoint_carry[0] is not None:
         with torch.enable_grad():
-            z = first_state[0].detach().requires_grad_(True)
+            z = first_state.detach().requires_grad_(True)
             v0 = func(clock.times[clock.anchor_outputs[0]], z)
-            grads = torch.autograd.grad(v0, (z, *inputs), adjoint_v, allow_unused=True, retain_graph=True)
+            grads = torch.autograd.grad(v0, (z, *inputs), adjoint_carry[0], allow_unused=True, retain_graph=True)
         adjoint = adjoint + grads[0]
         totals = [_add(a, g) for a, g in zip(totals, grads[1:])]
     return adjoint, totals
+
+
+def _parts(carry) -> tuple[Tensor, ...]:
+    """The tensors of a carry that is state (a tensor or a NamedTuple of tensors)."""
+    if carry is None:
+        return ()
+    return (carry,) if isinstance(carry, Tensor) else tuple(carry)
+
+
+def _leaves(carry):
+    """The carry with each of its tensors detached, as a leaf that requires grad."""
+    if isinstance(carry, Tensor):
+        return carry.detach().requires_grad_(True)
+    return type(carry)(*(part.detach().requires_grad_(True) for part in carry))
 
 
 def _add(total: Tensor | None, g: Tensor | None) -> Tensor | None:

@@ -76,10 +76,10 @@ def integrate(
             next_output += 1
         record.append(segment, end, slice(first, next_output))
         if next_output > first:
-            if stepper.needs_end_derivative and f is None:
-                f = func(span.t1, y1)
-            inside = stepper.interpolate(clock.theta(slice(first, next_output), span), y, y1, span.h, ks, f)
+            stages = ks + stepper.interpolant_stages(func, span, y, y1, ks)
+            inside = stepper.interpolate(clock.theta(slice(first, next_output), span), y, span.h, stages)
             outputs[first:next_output] = list(inside.unbind(0))
+            f = stepper.carry(stages)  # f(t1, y1) where the interpolant evaluated it: the next step's first stage
 
         stats.accepted += 1
         t, node, y = t1, end, y1

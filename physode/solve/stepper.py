@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .adams import ADAMS_METHODS, Adams
 from .alf import AsynchronousLeapfrog
 from .clock import Span
 from .control import Controller, IController, PIController
@@ -46,16 +47,20 @@ class Stepper(Protocol):
 
 
 class DenseOutput(Stepper, Protocol):
-    """A stepper with a continuous extension. `interpolate` gives the states at t0 + theta h for
-    theta in (0, 1]; when `needs_end_derivative`, it uses f1 = end_derivative(func, span, y1, ks)."""
+    """A stepper with a continuous extension, used only where an output time falls inside a step.
 
-    needs_end_derivative: bool
+    `interpolant_stages(func, span, y0, y1, ks)` evaluates what the extension needs beyond the
+    stages ks of a full step (f(t1, y1) for a cubic Hermite interpolant, DOP853's three extra
+    stages, or nothing); `interpolate(theta, y0, h, stages)` gives the states at t0 + theta h for
+    theta in (0, 1] from stages = ks + those. `carry(stages)` is then f(t1, y1) where they
+    include it, so that an end derivative evaluated to interpolate also starts the next step.
+    """
 
-    def end_derivative(self, func: Callable, span: Span, y1: Tensor, ks: list[Tensor]) -> Tensor: ...
+    def interpolant_stages(
+        self, func: Callable, span: Span, y0: Tensor, y1: Tensor, ks: list[Tensor]
+    ) -> list[Tensor]: ...
 
-    def interpolate(
-        self, theta: Tensor, y0: Tensor, y1: Tensor, h: Tensor, ks: list[Tensor], f1: Tensor | None
-    ) -> Tensor: ...
+    def interpolate(self, theta: Tensor, y0: Tensor, h: Tensor, stages: list[Tensor]) -> Tensor: ...
 
 
 class Reversible(Stepper, Protocol):
@@ -84,12 +89,15 @@ def _leapfrog(dtype: torch.dtype, device: torch.device, eta: float = 1.0) -> Asy
     return AsynchronousLeapfrog(eta)
 
 
+_RUNGE_KUTTA = {name: Method(partial(RungeKutta, tableau), PIController() if tableau.adaptive else None)
+                for name, tableau in TABLEAUS.items()}
 REGISTRY: dict[str, Method] = {
-    **{name: Method(partial(RungeKutta, tableau), PIController() if tableau.adaptive else None)
-       for name, tableau in TABLEAUS.items()},
+    **_RUNGE_KUTTA,
+    "adaptive_heun": _RUNGE_KUTTA["heun_euler"],  # torchdiffeq's name for it
     # the classical integral controller: on a neural ODE it takes about 20% fewer steps than the
     # PI defaults tuned for dopri5, at the same tolerance (benchmarks/memory.py)
     AsynchronousLeapfrog.name: Method(_leapfrog, IController(), {"eta": "the damping"}),
+    **{name: Method(partial(Adams, name), None, options) for name, options in ADAMS_METHODS.items()},
 }
 METHODS = sorted(REGISTRY)
 FIXED_STEP_METHODS = sorted(name for name, method in REGISTRY.items() if method.controller is None)
