@@ -38,9 +38,11 @@ def odeint(
 
     Same call as `torchdiffeq.odeint`. y0 is a tensor of any shape or a tuple of tensors; t is
     1-D and strictly increasing or decreasing. Returns a tensor of shape (len(t), *y0.shape), or a
-    tuple of them. `method`: euler, midpoint, rk4 (fixed step: options={"step_size": h}),
-    heun_euler, bosh3, dopri5, tsit5 (adaptive Runge-Kutta) or alf (asynchronous leapfrog; lands
-    on every output time). `gradient`: a method by name, "aca" (Adaptive Checkpoint Adjoint),
+    tuple of them. `method`: euler, midpoint, heun2, heun3, rk4 (classical), rk38 (Kutta's 3/8 rule,
+    torchdiffeq's rk4), explicit_adams, implicit_adams (fixed step: on the output times, or
+    options={"step_size": h}), heun_euler (= adaptive_heun), fehlberg2, bosh3, dopri5, tsit5,
+    dopri8 (adaptive Runge-Kutta), alf (asynchronous leapfrog; lands on every output time) or
+    scipy_solver (scipy's solve_ivp, forward only). `gradient`: a method by name, "aca" (Adaptive Checkpoint Adjoint),
     "direct" (backprop through the steps; supports double backward), "mali" (with method="alf":
     memory constant in the number of steps) or "adjoint" (torchdiffeq's), or a value with its own
     options: ACA(checkpoints=K, schedule=...), Direct(), MALI(), Adjoint(rtol=..., atol=...,
