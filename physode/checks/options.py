@@ -39,7 +39,6 @@ OPTIONS = {
     "max_factor": "largest step-size change factor (default 10)",
     "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85; alf: 1)",
     "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2; alf: 0)",
-    "eta": "damping of the alf method, in (0, 1] but not 0.5 (default 1, undamped)",
     "checkpoints": "deprecated: use gradient=ACA(checkpoints=K)",
     "checkpoint_schedule": "deprecated: use gradient=ACA(checkpoints=K, schedule=...)",
 }
@@ -97,9 +96,10 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
     options = _renamed(dict(options or {}))
-    unknown = sorted(set(options) - set(OPTIONS))
+    valid = {**OPTIONS, **{key: f"{text} ({name})" for name, entry in REGISTRY.items() for key, text in entry.options.items()}}
+    unknown = sorted(set(options) - set(valid))
     if unknown:
-        listing = "; ".join(f"{k}: {v}" for k, v in OPTIONS.items())
+        listing = "; ".join(f"{k}: {v}" for k, v in valid.items())
         aliases = ", ".join(f"{k} (= {v})" for k, v in ALIASES.items())
         raise ValueError(f"unknown options {unknown}; valid options are {listing}; and torchdiffeq's {aliases}")
     land = check_flag("options['land_on_outputs']", options.pop("land_on_outputs", False))

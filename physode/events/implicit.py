@@ -70,7 +70,7 @@ def replay(
                       key=lambda item: item[0] * direction)
     times = torch.stack([start, *(t for _, t in interior), anchor])
     index = {value: i + 1 for i, (value, _) in enumerate(interior)} | {plan.grid[-1]: len(interior) + 1}
-    retaken = dataclasses.replace(problem, times=times, controller=Replay(tuple(plan.grid)), land=False)
+    retaken = dataclasses.replace(problem, times=times, controller=Replay(tuple(plan.grid)), callbacks=None)
     ys = strategy.solve(retaken)
 
     event_times, event_states = [], []

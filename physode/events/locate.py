@@ -15,33 +15,31 @@ _MAX_ITERATIONS = 200  # bisection alone reaches round-off from any float bracke
 
 @dataclass
 class DenseStep:
-    """An accepted step from (t0, y0) to (t1, y1) with its stages ks and end derivative f1, as the
-    stepper's continuous extension needs them. The step is taken without a graph."""
+    """An accepted step from (t0, y0) to t1 with the stages its continuous extension needs (those of
+    the full step, then its interpolant_stages), taken without a graph."""
 
     stepper: DenseOutput
     t0: float
     t1: float
     y0: Tensor
-    y1: Tensor
-    ks: list[Tensor]
-    f1: Tensor | None
+    stages: list[Tensor]
 
-    def _h(self) -> Tensor:
-        return torch.as_tensor(self.t1 - self.t0, dtype=self.y0.dtype, device=self.y0.device)
+    def _theta(self, t: float) -> Tensor:
+        return torch.tensor([(t - self.t0) / (self.t1 - self.t0)], dtype=self.y0.dtype, device=self.y0.device)
+
+    def _interpolate(self, theta: Tensor) -> Tensor:
+        h = torch.as_tensor(self.t1 - self.t0, dtype=self.y0.dtype, device=self.y0.device)
+        return self.stepper.interpolate(theta, self.y0, h, self.stages)[0]
 
     def state(self, t: float) -> Tensor:
         """The dense output at time t."""
-        theta = torch.tensor([(t - self.t0) / (self.t1 - self.t0)], dtype=self.y0.dtype, device=self.y0.device)
-        return self.stepper.interpolate(theta, self.y0, self.y1, self._h(), self.ks, self.f1)[0]
+        return self._interpolate(self._theta(t))
 
     def rate(self, t: float) -> Tensor:
-        """d/dt of the dense output at time t (forward-mode, through the interpolant's polynomial)."""
-        theta = torch.tensor([(t - self.t0) / (self.t1 - self.t0)], dtype=self.y0.dtype, device=self.y0.device)
-        h = self._h()
-        _, dy_dtheta = torch.func.jvp(
-            lambda th: self.stepper.interpolate(th, self.y0, self.y1, h, self.ks, self.f1), (theta,),
-            (torch.ones_like(theta),))
-        return dy_dtheta[0] / h
+        """d/dt of the dense output at time t (forward mode, through the interpolant's polynomial)."""
+        theta = self._theta(t)
+        _, d_dtheta = torch.func.jvp(self._interpolate, (theta,), (torch.ones_like(theta),))
+        return d_dtheta / (self.t1 - self.t0)
 
 
 def locate(value: Callable[[float], float], t0: float, t1: float, g0: float, g1: float, eps: float) -> float:

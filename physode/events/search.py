@@ -53,6 +53,7 @@ def search(
     recorded on the way. Raises SolverError after `steps_left` accepted steps.
     """
     stepper, controller, func, stats = problem.stepper, problem.controller, problem.func, problem.stats
+    callbacks = problem.callbacks
     like = problem.y0
     t, y, f = problem.times[0].item(), problem.y0.detach(), problem.f0.detach()
     length = OPEN_SPAN if t_end is None else abs(t_end - t)
@@ -66,10 +67,14 @@ def search(
             t1, h_used = t + direction * h, h
         t0_, t1_ = (torch.as_tensor(x, dtype=like.dtype, device=like.device) for x in (t, t1))
         span = Span(t0_, t1_, t1_ - t0_)
+        if callbacks is not None:
+            callbacks.before(span.t0, y, span.h)
         y1, ks = stepper.step(func, span, y, f)
         trial = Trial(t, t1, h, h_used, y, y1, partial(stepper.error, span.h, ks), len(grid) - 1,
                       max(abs(t), abs(t1)))
         accepted, h, state = controller.adapt(state, trial)
+        if callbacks is not None:
+            callbacks.judged(accepted, span.t0, y, span.h)
         if not accepted:
             stats.rejected += 1
             continue
@@ -79,8 +84,9 @@ def search(
         after = signs_of(values)
         crossed = guards.crossed(signs, after)
         if crossed:
-            f1 = stepper.end_derivative(func, span, y1, ks) if stepper.needs_end_derivative else None
-            step = DenseStep(stepper, t, t1, y, y1, ks, f1)
+            stages = ks + stepper.interpolant_stages(func, span, y, y1, ks)
+            f = stepper.carry(stages)
+            step = DenseStep(stepper, t, t1, y, stages)
             crossings = sorted((_crossing(step, guards, e, signs[e], values[e]) for e in crossed), key=lambda c: c.t * direction)
             for crossing in crossings:
                 recorded.append(crossing)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..grad import GradientMethod, Problem
 from ..odeint import setup
-from ..solve import METHODS, REGISTRY, StateTensors
+from ..solve import GridSteps, StateTensors, Stops
 from .guard import Guards
 from .implicit import Replayed, replay
 from .search import Plan, search
@@ -39,23 +39,35 @@ class Solver:
             raise ValueError(f"gradient={strategy.name!r} cannot differentiate event times; use one of "
                              f"{DIFFERENTIABLE} (or ACA(...), Direct()), which retake the event search's steps")
         if not problem.stepper.has_dense_output:
-            dense = [m for m in METHODS if REGISTRY[m].build is not None and m != problem.stepper.name]
             raise ValueError(f"method {problem.stepper.name!r} has no dense output to locate events on; "
-                             f"use one of {', '.join(dense)}")
+                             "use a Runge-Kutta method such as dopri5 or tsit5")
+        if isinstance(problem.controller, GridSteps):
+            raise ValueError(f"method {problem.stepper.name!r} steps from output time to output time; with events "
+                             "give it options={'step_size': h}")
         if problem.land:
             raise ValueError("options['land_on_outputs'] does not apply with events: they are located on the dense output")
+        if problem.stops != Stops():
+            raise ValueError("options['step_t'], ['jump_t'], ['grid_constructor'] and ['perturb'] do not apply with "
+                             "events")
         return problem, strategy
 
 
 def run_segment(
     solver: Solver, y: StateTensors, start: Tensor, direction: float, guards: Guards, signs: list[int],
-    end: Tensor | None, outputs: list[Tensor], events_left: int | None, steps_left: int | None,
+    end: Tensor | None, pending: list[Tensor], events_left: int | None, steps_left: int | None,
 ) -> tuple[Plan, Replayed, Problem]:
     """Integrate from (start, y) until an event stops the segment or to `end` (None: no end time):
-    search without a graph, then replay with the gradient method. `outputs` are times strictly
-    inside the segment (or at `end`); `steps_left` None takes the problem's max_steps."""
+    search without a graph, then replay with the gradient method.
+
+    `pending` are the output times after `start`, in order; the replay has outputs at those before
+    the event that stops the segment (all of them where it runs to `end`). `steps_left` None takes
+    the problem's max_steps.
+    """
     problem, strategy = solver.setup(y, start, direction)
     t_end = None if end is None else end.item()
     plan = search(problem, guards, signs, direction, t_end, events_left,
                   problem.max_steps if steps_left is None else steps_left)
-    return plan, replay(problem, strategy, plan, guards, outputs, None if plan.stopped else end), problem
+    if plan.stopped:
+        stop = plan.crossings[-1].t
+        pending = [t for t in pending if (t.item() - stop) * direction < 0]
+    return plan, replay(problem, strategy, plan, guards, pending, None if plan.stopped else end), problem

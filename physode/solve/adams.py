@@ -17,8 +17,10 @@ those constants whatever the steps. Everywhere else this follows torchdiffeq 0.2
   of order max_order - 1 and an Adams-Moulton corrector of order max_order.
 - The start-up is exact to the order: classical RK4 steps while the history allows only an
   Adams formula of order below min(max_order - 1, 4), then the order climbs by one per step.
-  torchdiffeq takes two RK4 steps (3/8 rule) and then starts at order 3, which caps its global
-  order at 4; here it is min(max_order, 5), the RK4 steps' local error being O(h^5).
+  torchdiffeq takes two RK4 steps (3/8 rule) and then starts at order 3, which caps the global
+  order of its explicit method at 4; here it is min(max_order, 5), the RK4 steps' local error
+  being O(h^5). The default max_order is 4 (torchdiffeq: 12, whose explicit formula of order 11
+  is stable only for tiny steps).
 - The corrector is evaluated and applied exactly `corrector_iters` times, P(EC)^m E, with no
   convergence test (torchdiffeq: up to max_iters times until the change is within rtol/atol,
   dropping the oldest derivative when it is not). A data-dependent count would make the discrete
@@ -116,8 +118,8 @@ class Adams:
             y1, _ = self._runge_kutta.step(func, span, y, f0)
         else:
             nodes = (history.times - span.t0) / span.h
-            explicit = order - 1 if self.implicit else order
-            y1 = y + self._sum(span.h, nodes[:max(explicit, 1)], past)
+            n = max(order - self.implicit, 1)  # derivatives of the explicit formula (the predictor)
+            y1 = y + torch.tensordot(span.h * self.weights(nodes[:n]), past[:n], dims=1)
             if self.implicit:
                 weights = span.h * self.weights(torch.cat([self._one, nodes[:order - 1]]))
                 known = y + torch.tensordot(weights[1:], past[:order - 1], dims=1)
@@ -127,10 +129,6 @@ class Adams:
         keep = self._length - 1
         derivatives = torch.cat([f1.unsqueeze(0), past[:keep]])
         return y1, [f0, y1, derivatives, torch.cat([span.t1.reshape(1), history.times[:keep]])]
-
-    def _sum(self, h: Tensor, nodes: Tensor, derivatives: Tensor) -> Tensor:
-        """h sum_j w_j f_j over the first len(nodes) derivatives."""
-        return torch.tensordot(h * self.weights(nodes), derivatives[:nodes.shape[0]], dims=1)
 
     def carry(self, ks: list[Tensor]) -> History:
         """The new history."""
