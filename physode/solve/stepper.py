@@ -96,7 +96,7 @@ REGISTRY: dict[str, Method] = {
     "adaptive_heun": _RUNGE_KUTTA["heun_euler"],  # torchdiffeq's name for it
     # the classical integral controller: on a neural ODE it takes about 20% fewer steps than the
     # PI defaults tuned for dopri5, at the same tolerance (benchmarks/memory.py)
-    AsynchronousLeapfrog.name: Method(_leapfrog, IController(), {"eta": "the damping, in (0, 1] but not 0.5 (default 1, undamped)"}),
+    AsynchronousLeapfrog.name: Method(_leapfrog, IController(), {"eta": "the damping"}),
     **{name: Method(partial(Adams, name), None, options) for name, options in ADAMS_METHODS.items()},
 }
 METHODS = sorted(REGISTRY)
