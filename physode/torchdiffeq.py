@@ -84,11 +84,16 @@ def _solve(func, y0, t, rtol, atol, method, options, event_fn, gradient, params)
 
 def _options(options: dict | None, y0: StateTensors, method: str) -> dict | None:
     """torchdiffeq's options as physode's: `interp` is dropped (physode interpolates fixed steps by
-    cubic Hermite), and a tuple state's default norm is torchdiffeq's mixed norm (the largest RMS
-    norm of its tensors)."""
+    cubic Hermite), the Adams methods' `max_iters` is `corrector_iters` and an explicit Adams
+    `max_order` counts as torchdiffeq counts it, and a tuple state's default norm is torchdiffeq's
+    mixed norm (the largest RMS norm of its tensors)."""
     if options is not None and not isinstance(options, dict):
         return options
     options = {key: value for key, value in (options or {}).items() if key != "interp"}
+    if "max_iters" in options:
+        options["corrector_iters"] = options.pop("max_iters")
+    if method == "explicit_adams" and isinstance(options.get("max_order"), int):
+        options["max_order"] -= 1  # torchdiffeq's explicit Adams of max_order k uses k - 1 derivatives
     if not isinstance(y0, Tensor) and "norm" not in options and method != FORWARD_ONLY:
         options["norm"] = _mixed_norm
     return options or None

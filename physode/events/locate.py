@@ -36,9 +36,14 @@ class DenseStep:
         return self._interpolate(self._theta(t))
 
     def rate(self, t: float) -> Tensor:
-        """d/dt of the dense output at time t (forward mode, through the interpolant's polynomial)."""
-        theta = self._theta(t)
-        _, d_dtheta = torch.func.jvp(self._interpolate, (theta,), (torch.ones_like(theta),))
+        """d/dt of the dense output at time t: the derivative of u . y(theta) in theta, differentiated
+        in u (two reverse passes through the interpolant's polynomial)."""
+        with torch.enable_grad():
+            theta = self._theta(t).requires_grad_(True)
+            y = self._interpolate(theta)
+            u = torch.zeros_like(y, requires_grad=True)
+            (along,) = torch.autograd.grad(y, theta, u, create_graph=True)
+            (d_dtheta,) = torch.autograd.grad(along, u)
         return d_dtheta / (self.t1 - self.t0)
 
 
