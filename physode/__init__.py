@@ -4,6 +4,7 @@ Gradient methods with their options are in physode.grad (ACA, MALI, Direct, Adjo
 controllers in physode.solve (PIController, IController, ConstantStep).
 """
 
+from .events import Event, HybridSolution, odeint_event, solve_hybrid
 from .grad import GradientMethod
 from .model import Constant, FitResult, Learned, Parameter, State, System, fit
 from .nn import MLP
@@ -16,6 +17,7 @@ from .training import FitError
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Constant", "FitError", "FitResult", "GradientMethod", "Jacobian", "Learned", "Parameter", "Sensitivity",
-    "Solution", "SolverError", "State", "Stats", "System", "data", "fit", "jacobian", "jvp", "odeint", "solve",
+    "MLP", "Constant", "Event", "FitError", "FitResult", "GradientMethod", "HybridSolution", "Jacobian", "Learned",
+    "Parameter", "Sensitivity", "Solution", "SolverError", "State", "Stats", "System", "data", "fit", "jacobian", "jvp",
+    "odeint", "odeint_event", "solve", "solve_hybrid",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .checks import check_tangents
 from .grad import Substitution, tangent_sweep
-from .odeint import setup
+from .problem import setup
 from .solve import StateTensors, Stats
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchdiffeq
 from torch import nn
 
 from physode import SolverError
@@ -97,6 +98,7 @@ def test_reverse_time_and_torchdiffeq_interface():
     event_t, solution = odeint_event(lambda t, y: y, y0, torch.tensor(0.0, dtype=F64), event_fn=lambda t, y: y - 0.5,
                                      reverse_time=True, gradient="direct", **TIGHT)
     assert event_t.item() == pytest.approx(-math.log(2.0), abs=1e-10)
+    assert solution.tolist() == pytest.approx([1.0, 0.5], abs=1e-15)
     assert torch.autograd.grad(event_t, y0)[0].item() == pytest.approx(-1.0, rel=1e-8)  # t* = log(0.5 / y0)
     func, x0 = Oscillator(2.0), scalar(1.0)
     event_t, (x, v) = odeint_until_event(func, (x0, torch.tensor(0.0, dtype=F64)), torch.tensor([0.0, 5.0]),
@@ -104,6 +106,29 @@ def test_reverse_time_and_torchdiffeq_interface():
     assert event_t.item() == pytest.approx(math.pi / 4, abs=1e-10)
     assert x.shape == v.shape == (2,) and v[1].item() == pytest.approx(-2.0, abs=1e-9)
     assert torch.autograd.grad(event_t, func.omega)[0].item() == pytest.approx(-math.pi / 8, rel=1e-8)
+
+
+@pytest.mark.parametrize("reverse_time", [False, True])
+def test_agrees_with_torchdiffeq(reverse_time):
+    """torchdiffeq's odeint_event on Lotka-Volterra with two event values (the first to change sign
+    fires): the same event time, state and gradients for y0, a parameter and t0, to its tolerance."""
+
+    class LotkaVolterra(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(torch.tensor(1.5, dtype=F64))
+
+        def forward(self, t, y):
+            return torch.stack([self.a * y[0] - y[0] * y[1], -3.0 * y[1] + y[0] * y[1]])
+
+    found = []
+    for solve in (odeint_event, torchdiffeq.odeint_event):
+        func, y0, t0 = LotkaVolterra(), torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True), scalar(0.2)
+        event_t, solution = solve(func, y0, t0, event_fn=lambda t, y: torch.stack([y[0] - 2.5, y[1] - 0.3]),
+                                  reverse_time=reverse_time, **TIGHT)
+        grads = torch.autograd.grad(event_t, (y0, func.a, t0))
+        found.append([event_t.item(), *solution[1].tolist(), *grads[0].tolist(), grads[1].item(), grads[2].item()])
+    assert found[0] == pytest.approx(found[1], rel=1e-7, abs=1e-9)
 
 
 def test_gradient_methods_agree_and_match_finite_differences():
@@ -188,7 +213,7 @@ def bouncing_ball(e, t, gradient, **kwargs):
         return torch.stack([y[1], torch.full_like(y[1], -G)])
 
     ground = Event(lambda t, y: y[0], direction=-1, reset=lambda t, y: torch.stack([y[0], -e * y[1]]))
-    return solve_hybrid(fall, torch.tensor([1.0, 0.0], dtype=F64), t, [ground], gradient=gradient, **kwargs)
+    return solve_hybrid(fall, torch.tensor([1.0, 0.0], dtype=t.dtype), t, [ground], gradient=gradient, **kwargs)
 
 
 @pytest.mark.parametrize("gradient", ["aca", "direct"])
@@ -210,6 +235,18 @@ def test_bouncing_ball_chain_through_resets(gradient):
     assert stopped.ts.tolist() == t[t < exact[1]].tolist()
 
 
+def test_float32_state():
+    """In float32 the searched step times are the replayed ones to the last bit, so the replay ends
+    where the search did; the bounce times and their derivative in e to float32 precision."""
+    e = torch.tensor(0.8, requires_grad=True)
+    sol = bouncing_ball(e, torch.linspace(0.0, 2.5, 20), "aca", rtol=1e-5, atol=1e-6)
+    assert sol.event_ts.dtype == torch.float32
+    assert sol.event_ts.tolist() == pytest.approx(bounce_times(0.8, 4), abs=1e-5)
+    v = math.sqrt(2 * G)
+    exact = sum(2 * j * 0.8 ** (j - 1) * v / G for j in range(1, 4))
+    assert torch.autograd.grad(sol.event_ts[-1], e)[0].item() == pytest.approx(exact, rel=1e-5)
+
+
 def test_bouncing_ball_example_recovers_restitution():
     """examples/bouncing_ball.py fits e from 0.5 on noise-free heights to within 1e-3."""
     path = Path(__file__).resolve().parent.parent / "examples" / "bouncing_ball.py"
@@ -227,9 +264,9 @@ def test_errors_name_the_argument():
     decay = Decay(1.0)
     with pytest.raises(TypeError, match="event_fn must be callable"):
         odeint_event(decay, y0, t0, event_fn=3.0)
-    with pytest.raises(ValueError, match="event_fn returned non-finite"):
+    with pytest.raises(ValueError, match="event_fn returned a non-finite value nan at t="):
         odeint_event(decay, y0, t0, event_fn=lambda t, y: torch.log(y - 0.5))
-    with pytest.raises(ValueError, match="event_fn must return 1 values"):
+    with pytest.raises(ValueError, match=r"event_fn must return 1 value as at t0, got shape \(2,\)"):
         odeint_event(decay, y0, t0, event_fn=lambda t, y: (y - 0.5).repeat(1 + int(t > 0)))
     with pytest.raises(TypeError, match="event_fn must return a tensor"):
         odeint_event(decay, y0, t0, event_fn=lambda t, y: 1.0)
@@ -244,6 +281,8 @@ def test_errors_name_the_argument():
         odeint_event(decay, y0, t0, event_fn=lambda t, y: y - 0.5, method="alf")
     with pytest.raises(SolverError, match="max_steps exceeded before an event"):
         odeint_event(decay, y0, t0, event_fn=lambda t, y: y + 1.0, options={"max_steps": 50})
+    with pytest.raises(ValueError, match="nor a fixed-step method without options\\['step_size'\\]"):
+        odeint_event(decay, y0, t0, event_fn=lambda t, y: y - 0.5, method="rk4")
     with pytest.raises(ValueError, match="t must be \\[t0, t1\\]"):
         odeint_until_event(decay, y0, torch.tensor([0.0, 1.0, 2.0]), event_fn=lambda t, y: y - 0.5)
     bad_reset = Event(lambda t, y: y - 0.5, reset=lambda t, y: torch.stack([y, y]))

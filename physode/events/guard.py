@@ -34,7 +34,7 @@ class Event:
         if not callable(self.guard):
             raise TypeError(f"Event guard must be callable as guard(t, y), got {type(self.guard).__name__}")
         if isinstance(self.direction, bool) or self.direction not in DIRECTIONS:
-            raise ValueError(f"Event direction must be one of {DIRECTIONS} (rising, either, falling: +1, 0, -1), "
+            raise ValueError(f"Event direction must be one of {DIRECTIONS} (falling, either, rising), "
                              f"got {self.direction!r}")
         if not isinstance(self.terminal, bool):
             raise TypeError(f"Event terminal must be True or False, got {self.terminal!r}")
@@ -47,15 +47,14 @@ class Event:
 class Guards:
     """The guards of E events as one function of (t, flat y) returning E values.
 
-    `directions`, `terminal` and `resets` have one entry per event; `name` is how errors call the
-    guard function(s).
+    `names` (how errors call each guard), `directions`, `terminal` and `resets` have one entry per event.
     """
 
     def __init__(
-        self, evaluate: Callable[[Tensor, object], Tensor], count: int, layout: StateLayout, name: str,
+        self, evaluate: Callable[[Tensor, object], Tensor], layout: StateLayout, names: Sequence[str],
         directions: Sequence[int], terminal: Sequence[bool], resets: Sequence[Callable | None],
     ):
-        self._evaluate, self.count, self.layout, self.name = evaluate, count, layout, name
+        self._evaluate, self.layout, self.names = evaluate, layout, tuple(names)
         self.directions, self.terminal, self.resets = tuple(directions), tuple(terminal), tuple(resets)
 
     @classmethod
@@ -68,8 +67,8 @@ class Guards:
         def evaluate(t, y):
             return torch.cat([_values(f"events[{i}].guard", e.guard(t, y), 1) for i, e in enumerate(events)])
 
-        return cls(evaluate, len(events), layout, "events[i].guard", [e.direction for e in events],
-                   [e.terminal for e in events], [e.reset for e in events])
+        return cls(evaluate, layout, [f"events[{i}].guard" for i in range(len(events))],
+                   [e.direction for e in events], [e.terminal for e in events], [e.reset for e in events])
 
     @classmethod
     def from_event_fn(cls, event_fn: Callable, layout: StateLayout, t0: Tensor, y0: Tensor) -> Guards:
@@ -81,9 +80,9 @@ class Guards:
         count = _values("event_fn", first, None).numel()
 
         def evaluate(t, y):
-            return _values("event_fn", event_fn(t, y), count)
+            return _values("event_fn", event_fn(t, y), count, " as at t0")
 
-        return cls(evaluate, count, layout, "event_fn", [0] * count, [True] * count, [None] * count)
+        return cls(evaluate, layout, ["event_fn"] * count, [0] * count, [True] * count, [None] * count)
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         """The E guard values at (t, flat y), with whatever graph they have."""
@@ -92,8 +91,9 @@ class Guards:
     def values(self, t: Tensor, y: Tensor) -> list[float]:
         """The E guard values at (t, y) as numbers, refusing non-finite ones."""
         values = self(t, y).tolist()
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{self.name} returned non-finite values {values} at t={t.item():.10g}")
+        for name, value in zip(self.names, values):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} returned a non-finite value {value} at t={t.item():.10g}")
         return values
 
     def crossed(self, before: Sequence[int], after: Sequence[int]) -> list[int]:
@@ -107,8 +107,9 @@ class Guards:
                 if s0 != 0 and s1 != s0 and d in (0, -s0)]
 
 
-def _values(name: str, value, count: int | None) -> Tensor:
-    """A guard's return as a flat tensor of `count` values (any number when None)."""
+def _values(name: str, value, count: int | None, since: str = "") -> Tensor:
+    """A guard's return as a flat tensor of `count` values (any number when None); `since` says
+    where that count comes from."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must return a tensor, got {type(value).__name__}")
     if not value.is_floating_point():
@@ -116,10 +117,11 @@ def _values(name: str, value, count: int | None) -> Tensor:
     if count is None and value.numel() == 0:
         raise ValueError(f"{name} returned an empty tensor")
     if count is not None and value.numel() != count:
-        expected = "one value" if count == 1 else f"{count} values (as at t0)"
-        raise ValueError(f"{name} must return {expected}, got shape {tuple(value.shape)}")
+        plural = "" if count == 1 else "s"
+        raise ValueError(f"{name} must return {count} value{plural}{since}, got shape {tuple(value.shape)}")
     return value.reshape(-1)
 
 
 def signs_of(values: Sequence[float]) -> list[int]:
+    """-1, 0 or +1 for each value."""
     return [(v > 0) - (v < 0) for v in values]

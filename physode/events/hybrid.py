@@ -46,13 +46,14 @@ class HybridSolution:
 
 
 def solve_hybrid(
-    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], events: Sequence[Event], *,
+    func: Callable, y0: StateTensors, t: Tensor | Sequence[float], events: Sequence[Event] | Event, *,
     max_events: int | None = None, method: str = "dopri5", rtol: float | Tensor = 1e-6, atol: float | Tensor = 1e-8,
     gradient: str | GradientMethod = "aca", options: dict | None = None, params: Sequence[Tensor] | None = None,
 ) -> HybridSolution:
     """Solve a hybrid system from y(t[0]) = y0 to t[-1]: dy/dt = func(t, y) between events, and at
     each event (the zero crossings of its guard, in its direction) a record, a stop (terminal), or
-    a restart from y+ = reset(t*, y-). `max_events` stops the integration at that many events.
+    a restart from y+ = reset(t*, y-). `events` is a sequence of Event (or one); `max_events` stops
+    the integration at that many events.
 
     Events are located on each step's dense output to round-off in t and made differentiable by the
     implicit function theorem, dt*/dtheta = -(dg/dtheta) / (dg/dt) (Chen, Amos & Nickel, ICLR 2021),

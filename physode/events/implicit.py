@@ -52,7 +52,8 @@ def replay(
     problem: Problem, strategy: GradientMethod, plan: Plan, guards: Guards, outputs: list[Tensor], end: Tensor | None,
 ) -> Replayed:
     """Retake the search's steps with the gradient method, with outputs at `outputs` (0-d times
-    strictly inside the segment) and at the events, and make the event times differentiable.
+    strictly inside the segment, or at its end) and at the events, and make the event times
+    differentiable. An output at the same time as an event takes the event's constant time.
 
     `end` is the end time tensor where the segment ran to it, None where an event stopped it. For
     an event with guard g at the located time tau on the replayed solution y(t; theta),
@@ -66,7 +67,7 @@ def replay(
     taus = [torch.as_tensor(c.t, dtype=like.dtype, device=like.device) for c in plan.crossings]
     anchor = end if end is not None else torch.as_tensor(plan.grid[-1], dtype=like.dtype, device=like.device)
     direction = 1.0 if plan.grid[-1] > plan.grid[0] else -1.0
-    interior = sorted({t.item(): t for t in [*taus, *outputs] if t.item() != plan.grid[-1]}.items(),
+    interior = sorted({t.item(): t for t in [*outputs, *taus] if t.item() != plan.grid[-1]}.items(),
                       key=lambda item: item[0] * direction)
     times = torch.stack([start, *(t for _, t in interior), anchor])
     index = {value: i + 1 for i, (value, _) in enumerate(interior)} | {plan.grid[-1]: len(interior) + 1}
@@ -78,7 +79,7 @@ def replay(
         y = ys[index[crossing.t]]
         g = guards(tau, y)[crossing.event]
         if g.requires_grad:
-            if not crossing.slope != 0:
+            if crossing.slope == 0:
                 raise SolverError(f"the guard of event {crossing.event} crosses zero with slope dg/dt = "
                                   f"{crossing.slope.item()}", crossing.t, len(plan.grid) - 1,
                                   hint="its time is not differentiable there (a tangential crossing)")

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..grad import Problem
 from ..solve import SolverError, Span, Trial
-from ..solve.loop import _LAND_TOLERANCE
+from ..solve import LAND_TOLERANCE
 from .guard import Guards, signs_of
 from .locate import DenseStep, locate
 
@@ -61,10 +61,13 @@ def search(
     grid, recorded = [t], []
     while True:
         remaining = None if t_end is None else abs(t_end - t)
-        if remaining is not None and remaining <= h * (1 + _LAND_TOLERANCE):
+        if remaining is not None and remaining <= h * (1 + LAND_TOLERANCE):
             t1, h_used = t_end, remaining
         else:
-            t1, h_used = t + direction * h, h
+            t1, h_used = representable(t + direction * h, like), h
+        if t1 == t:
+            raise SolverError("step size underflow", t, len(grid) - 1,
+                              hint=f"a step of {h:.3g} does not change t in {like.dtype}")
         t0_, t1_ = (torch.as_tensor(x, dtype=like.dtype, device=like.device) for x in (t, t1))
         span = Span(t0_, t1_, t1_ - t0_)
         if callbacks is not None:
@@ -112,7 +115,7 @@ def _crossing(step: DenseStep, guards: Guards, e: int, sign: int, end_value: flo
         return guards(torch.as_tensor(t, dtype=like.dtype, device=like.device), step.state(t))[e].item() * sign
 
     eps = torch.finfo(like.dtype).eps
-    root = locate(value, step.t0, step.t1, value(step.t0), end_value * sign, eps)
+    root = representable(locate(value, step.t0, step.t1, value(step.t0), end_value * sign, eps), like)
     rate = step.rate(root)
     with torch.enable_grad():
         t = torch.as_tensor(root, dtype=like.dtype, device=like.device).requires_grad_(True)
@@ -122,3 +125,8 @@ def _crossing(step: DenseStep, guards: Guards, e: int, sign: int, end_value: flo
     slope = sum(((d * r).sum() for d, r in zip(partials, (torch.ones_like(t), rate)) if d is not None),
                 torch.zeros((), dtype=like.dtype, device=like.device))
     return Crossing(root, e, slope, rate)
+
+
+def representable(t: float, like: Tensor) -> float:
+    """t rounded to like's dtype, so that the search's times are the replay's to the last bit."""
+    return torch.as_tensor(t, dtype=like.dtype).item()

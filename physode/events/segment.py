@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..checks import check_gradient
 from ..grad import GradientMethod, Problem
-from ..odeint import setup
-from ..solve import GridSteps, StateTensors, Stops
+from ..problem import setup
+from ..solve import StateTensors, Stops
 from .guard import Guards
 from .implicit import Replayed, replay
 from .search import Plan, search
@@ -31,21 +32,22 @@ class Solver:
     options: dict | None
     params: Sequence[Tensor] | None
 
+    def __post_init__(self):
+        name = check_gradient(self.gradient).name
+        if name not in DIFFERENTIABLE:
+            raise ValueError(f"gradient={name!r} cannot differentiate event times; use one of {DIFFERENTIABLE} "
+                             "(or ACA(...), Direct()), which retake the event search's steps")
+
     def setup(self, y: StateTensors, start: Tensor, direction: float) -> tuple[Problem, GradientMethod]:
         """The checked problem from (start, y); the second time of setup's span sets only the direction."""
         problem, _, strategy = setup(self.func, y, torch.stack([start, start.detach() + direction]), self.method,
                                      self.rtol, self.atol, self.gradient, self.options, self.params)
-        if strategy.name not in DIFFERENTIABLE:
-            raise ValueError(f"gradient={strategy.name!r} cannot differentiate event times; use one of "
-                             f"{DIFFERENTIABLE} (or ACA(...), Direct()), which retake the event search's steps")
         if not problem.stepper.has_dense_output:
             raise ValueError(f"method {problem.stepper.name!r} has no dense output to locate events on; "
                              "use a Runge-Kutta method such as dopri5 or tsit5")
-        if isinstance(problem.controller, GridSteps):
-            raise ValueError(f"method {problem.stepper.name!r} steps from output time to output time; with events "
-                             "give it options={'step_size': h}")
         if problem.land:
-            raise ValueError("options['land_on_outputs'] does not apply with events: they are located on the dense output")
+            raise ValueError("events are located on the dense output of steps of their own: they take neither "
+                             "options['land_on_outputs'] nor a fixed-step method without options['step_size']")
         if problem.stops != Stops():
             raise ValueError("options['step_t'], ['jump_t'], ['grid_constructor'] and ['perturb'] do not apply with "
                              "events")

@@ -16,7 +16,7 @@ from .record import StepRecord
 from .stats import Stats
 from .stepper import Stepper
 
-_LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
+LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
 
 
 def integrate(
@@ -53,7 +53,7 @@ def integrate(
     while segment < len(anchors) - 1:
         a1 = anchors[segment + 1]
         remaining = abs(a1 - t)
-        if remaining <= h * (1 + _LAND_TOLERANCE):
+        if remaining <= h * (1 + LAND_TOLERANCE):
             t1, end, h_used = a1, SEGMENT_END, remaining
         else:
             t1, h_used = t + direction * h, h
