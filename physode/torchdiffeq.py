@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from . import odeint as _front
+from .odeint import odeint as _physode_odeint
 from .checks import FORWARD_ONLY
 from .events import odeint_event as _odeint_event
 from .grad import ACA, Adjoint, Direct, GradientMethod
@@ -78,7 +78,7 @@ def odeint_event(
 
 def _solve(func, y0, t, rtol, atol, method, options, event_fn, gradient, params):
     method = METHODS.get(method, method or "dopri5")
-    return _front.odeint(func, y0, t, rtol=rtol, atol=atol, method=method, options=_options(options, y0, method),
+    return _physode_odeint(func, y0, t, rtol=rtol, atol=atol, method=method, options=_options(options, y0, method),
                          gradient=gradient, params=params, event_fn=event_fn)
 
 
