@@ -5,14 +5,12 @@ locating the crossings on that step's dense output."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import Tensor
 
 from ..grad import Problem
-from ..solve import SolverError, Span, Trial
-from ..solve import LAND_TOLERANCE
+from ..solve import LAND_TOLERANCE, SolverError, Span, Trial, attempt
 from .guard import Guards, signs_of
 from .locate import DenseStep, locate
 
@@ -70,14 +68,8 @@ def search(
                               hint=f"a step of {h:.3g} does not change t in {like.dtype}")
         t0_, t1_ = (torch.as_tensor(x, dtype=like.dtype, device=like.device) for x in (t, t1))
         span = Span(t0_, t1_, t1_ - t0_)
-        if callbacks is not None:
-            callbacks.before(span.t0, y, span.h)
-        y1, ks = stepper.step(func, span, y, f)
-        trial = Trial(t, t1, h, h_used, y, y1, partial(stepper.error, span.h, ks), len(grid) - 1,
-                      max(abs(t), abs(t1)))
-        accepted, h, state = controller.adapt(state, trial)
-        if callbacks is not None:
-            callbacks.judged(accepted, span.t0, y, span.h)
+        trial = Trial(t, t1, h, h_used, y, None, None, len(grid) - 1, max(abs(t), abs(t1)))
+        accepted, h, state, y1, ks = attempt(func, stepper, controller, state, span, f, trial, callbacks)
         if not accepted:
             stats.rejected += 1
             continue

@@ -7,7 +7,7 @@ from .clock import Clock, Node, Span, Stops
 from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
-from .loop import LAND_TOLERANCE, integrate
+from .loop import LAND_TOLERANCE, attempt, integrate
 from .record import StepRecord
 from .rk import RungeKutta
 from .stats import CountedFunc, Stats
@@ -18,5 +18,5 @@ __all__ = [
     "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock",
     "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
-    "Tolerance", "Trial", "check_setting", "integrate", "make_stepper", "rms",
+    "Tolerance", "Trial", "attempt", "check_setting", "integrate", "make_stepper", "rms",
 ]

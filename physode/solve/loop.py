@@ -9,7 +9,7 @@ from functools import partial
 from torch import Tensor
 
 from .callbacks import Callbacks
-from .clock import SEGMENT_END, SEGMENT_START, Clock
+from .clock import SEGMENT_END, SEGMENT_START, Clock, Span
 from .control import Controller, Tolerance, Trial
 from .errors import SolverError
 from .record import StepRecord
@@ -17,6 +17,22 @@ from .stats import Stats
 from .stepper import Stepper
 
 LAND_TOLERANCE = 1e-9  # a step reaching within this fraction of h of an anchor is stretched to it
+
+
+def attempt(
+    func: Callable, stepper: Stepper, controller: Controller, state, span: Span, f: Tensor | None, trial: Trial,
+    callbacks: Callbacks | None,
+) -> tuple[bool, float, object, Tensor, list[Tensor]]:
+    """One attempted step over `span` from trial.y0 (with the carry f), judged by the controller:
+    (accepted, next step size, controller state, y1, stages); the callbacks are told."""
+    y = trial.y0
+    if callbacks is not None:
+        callbacks.before(span.t0, y, span.h)
+    y1, ks = stepper.step(func, span, y, f)
+    accepted, h, state = controller.adapt(state, trial._replace(y1=y1, error=partial(stepper.error, span.h, ks)))
+    if callbacks is not None:
+        callbacks.judged(accepted, span.t0, y, span.h)
+    return accepted, h, state, y1, ks
 
 
 def integrate(
@@ -59,13 +75,8 @@ def integrate(
             t1, h_used = t + direction * h, h
             end = clock.node(segment, t1, controller.placement)
         span = clock.span(segment, node, end)
-        if callbacks is not None:
-            callbacks.before(span.t0, y, span.h)
-        y1, ks = stepper.step(func, span, y, f)
-        trial = Trial(t, t1, h, h_used, y, y1, partial(stepper.error, span.h, ks), len(record), clock.scale(segment, node))
-        accepted, h, state = controller.adapt(state, trial)
-        if callbacks is not None:
-            callbacks.judged(accepted, span.t0, y, span.h)
+        trial = Trial(t, t1, h, h_used, y, None, None, len(record), clock.scale(segment, node))
+        accepted, h, state, y1, ks = attempt(func, stepper, controller, state, span, f, trial, callbacks)
         if not accepted:
             stats.rejected += 1
             continue
