@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .clock import Span
-from .tableaus import ButcherTableau
+from .butcher import ButcherTableau
 
 # DOP853's weight of the third-order estimate in its combined error (Hairer, Norsett & Wanner,
 # Solving ODEs I, II.10, and the DOP853 code).
