@@ -235,3 +235,16 @@ def test_fixed_adams_is_torchdiffeqs_older_name_for_implicit_adams():
     fixed, implicit = (physode.odeint(riccati, y0, t, method=method, options={"step_size": 0.1})
                        for method in ("fixed_adams", "implicit_adams"))
     assert torch.equal(fixed, implicit)
+
+
+@pytest.mark.parametrize("method", ["explicit_adams", "implicit_adams"])
+def test_aca_with_constant_y0_and_times_differentiates_the_parameters(method):
+    """The history's times are then constants of the replay: only the parameters get a gradient."""
+    func = Neural()
+    y0, t = torch.randn(2, 3, dtype=F64), torch.tensor([0.0, 1.0], dtype=F64)
+    grads = {}
+    for gradient in ("aca", "direct"):
+        ys = physode.odeint(func, y0, t, method=method, gradient=gradient, options={"step_size": 0.1})
+        grads[gradient] = torch.autograd.grad(ys.square().sum(), list(func.parameters()))
+    for a, b in zip(grads["aca"], grads["direct"]):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)

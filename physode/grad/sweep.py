@@ -119,7 +119,7 @@ def reverse_sweep(
             pulled, cotangents = [outs[0]], [adjoint]
             if adjoint_carry is not None:
                 for out, cotangent in zip(_parts(outs[1]), adjoint_carry):
-                    if cotangent is not None:
+                    if cotangent is not None and out.requires_grad:  # (an Adams history's times may be constants)
                         pulled.append(out)
                         cotangents.append(cotangent)
             if inside.stop > inside.start:
