@@ -10,12 +10,13 @@ import torch
 from torch import Tensor
 
 from .checks import (
-    check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing, check_params,
-    check_state, check_times, check_tolerance,
+    check_callbacks, check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing,
+    check_params, check_state, check_times, check_tolerance,
 )
 from .grad import GradientMethod, Problem
 from .solve import (
-    Callbacks, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, make_stepper, rms,
+    Callbacks, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, aside, make_stepper,
+    rms,
 )
 
 
@@ -44,29 +45,33 @@ def setup(
     check_pairing(stepper, settings.controller, strategy)
     params = check_params(func, params)
 
+    # with perturb, func is never evaluated on a grid point: f0 is taken just after t0
+    start = aside(times[0], 1.0 if times[-1] >= times[0] else -1.0) if settings.perturb else times[0]
     stats = Stats(nfe=1)
     if strategy.needs_params:
         # The method differentiates only `params`: evaluate with detached arguments so that a func
         # closing over y0, t or any other tensor that requires grad is caught here.
         detached = layout.unflatten(flat_y0.detach())
-        f0 = func(times[0].detach(), detached)
+        f0 = func(start.detach(), detached)
         check_derivative(f0, detached, layout)
         if declared and torch.is_grad_enabled():
             check_declared(f0, params, strategy)
         f0 = f0.detach() if isinstance(f0, Tensor) else tuple(f.detach() for f in f0)
     else:
-        f0 = func(times[0], y0)
+        f0 = func(start, y0)
         check_derivative(f0, y0, layout)
     f0 = layout.flatten(f0)
     if not bool(torch.isfinite(f0).all()):
         raise SolverError("non-finite derivative func(t0, y0)", times[0].item(), 0)
 
+    callbacks = Callbacks.of(func, layout)
+    check_callbacks(callbacks, settings.controller, method)
     problem = Problem(
         func=CountedFunc(layout.wrap(func), stats), y0=flat_y0, f0=f0, times=times, params=params,
         stepper=stepper, controller=settings.controller, tolerance=tolerance,
         land=settings.land or not stepper.has_dense_output, max_steps=settings.max_steps, stats=stats,
         stops=Stops(settings.step_t + _grid(settings.grid_constructor, func, y0, times), settings.jump_t, settings.perturb),
-        callbacks=Callbacks.of(func, layout),
+        callbacks=callbacks,
     )
     return problem, layout, strategy
 

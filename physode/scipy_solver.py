@@ -9,8 +9,8 @@ import torch
 from scipy.integrate import solve_ivp
 from torch import Tensor
 
-from .checks import check_params, check_state, check_times, check_tolerance
-from .solve import SolverError, StateLayout, Stats, check_setting
+from .checks import check_callbacks, check_params, check_state, check_times, check_tolerance
+from .solve import Callbacks, SolverError, StateLayout, Stats, check_setting
 
 NAME = "scipy_solver"
 SOLVERS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
@@ -35,6 +35,7 @@ def solve_with_scipy(
     rtol = check_tolerance("rtol", rtol, layout, flat)
     atol = check_tolerance("atol", atol, layout, flat)
     settings = _settings(options)
+    check_callbacks(Callbacks.of(func, layout), None, NAME)
     wrapped = layout.wrap(func)
     stats = Stats(accepted=None, rejected=None)
 

@@ -2,6 +2,7 @@
 perturb, min_step, the error norm, the option names and the step callbacks."""
 
 import math
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -175,3 +176,46 @@ def test_a_norm_of_the_users_state_shapes_the_steps():
     assert isinstance(pieces[0], tuple) and pieces[0][1].shape == (1,)
     with pytest.raises(TypeError, match=r"options\['norm'\] must be a function, got str"):
         physode.odeint(decay, Y0, t, options={"norm": "rms"})
+
+
+def test_fixed_steps_call_only_callback_step_and_warn_of_the_others():
+    func = StepLog()
+    t = torch.linspace(0, 1, 5, dtype=F64)
+    with pytest.warns(UserWarning, match=r"callback_accept_step, callback_reject_step will not be called: method 'rk4'"):
+        physode.odeint(func, Y0, t, method="rk4")
+    assert [call[0] for call in func.calls] == ["step"] * 4
+    with pytest.warns(UserWarning, match=r"callback_step, .* will not be called: method 'scipy_solver'"):
+        physode.odeint(StepLog(), Y0, t, method="scipy_solver")
+
+
+@pytest.mark.parametrize("method, options", [("rk4", {"step_size": 0.1}), ("dopri5", None)])
+def test_a_backward_sweep_calls_the_adjoint_callbacks_once_per_retraced_step(method, options):
+    class Retraced(StepLog):
+        def callback_step_adjoint(self, t0, y0, dt):
+            self.calls.append(("step_adjoint", float(t0), float(dt), y0))
+
+        def callback_accept_step_adjoint(self, t0, y0, dt):
+            self.calls.append(("accept_adjoint", float(t0), float(dt), y0))
+
+    func = Retraced()
+    y0 = Y0.clone().requires_grad_(True)
+    with pytest.warns(UserWarning) if method == "rk4" else nullcontext():
+        sol = physode.solve(func, y0, torch.tensor([0.0, 1.0], dtype=F64), method=method, options=options)
+    sol.ys.sum().backward()
+    retraced = [call for call in func.calls if call[0] == "step_adjoint"]
+    assert len(retraced) == sol.stats.accepted == [c[0] for c in func.calls].count("accept_adjoint")
+    assert retraced[0][1] + retraced[0][2] == pytest.approx(1.0)  # the last step first
+
+
+def test_perturb_never_evaluates_func_on_a_grid_point():
+    seen = []
+
+    def field(t, y):
+        seen.append(t.item())
+        return -y
+
+    y0 = Y0.clone().requires_grad_(True)
+    ys = physode.odeint(field, y0, torch.tensor([0.0, 1.0], dtype=F64), method="rk4",
+                        options={"step_size": 0.5, "perturb": True}, params=())
+    ys.sum().backward()
+    assert not {0.0, 0.5, 1.0} & set(seen) and min(seen) > 0.0 and max(seen) < 1.0

@@ -13,7 +13,9 @@ import torch
 
 from ..grad import ACA, GRADIENTS, GradientMethod
 from ..grad.schedules import SCHEDULES
-from ..solve import METHODS, REGISTRY, ConstantStep, Controller, GridSteps, PIController, Stepper, check_setting
+from ..solve import (
+    CALLBACKS, METHODS, REGISTRY, Callbacks, ConstantStep, Controller, GridSteps, PIController, Stepper, check_setting,
+)
 from .values import check_count, check_flag, is_real
 
 
@@ -206,17 +208,29 @@ def _deprecated_checkpoints(options: dict, gradient: GradientMethod) -> Gradient
                          "give them to ACA only")
     warnings.warn("options['checkpoints'] and ['checkpoint_schedule'] are deprecated and will be removed in the next "
                   f"release: pass gradient=physode.grad.ACA(checkpoints={checkpoints!r}, schedule={schedule!r})",
-                  DeprecationWarning, stacklevel=_caller_stacklevel())
+                  DeprecationWarning, stacklevel=caller_stacklevel())
     return ACA(checkpoints=checkpoints, schedule=schedule)
 
 
-def _caller_stacklevel() -> int:
+def caller_stacklevel() -> int:
     """The stacklevel of the first frame outside physode, so that a warning points at the user's call."""
     package = str(Path(__file__).resolve().parent.parent)
     frame, level = sys._getframe(1), 1
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def check_callbacks(callbacks: Callbacks | None, controller: Controller | None, method: str) -> None:
+    """Warn of the func's step callbacks that the method will not call (as torchdiffeq does)."""
+    if callbacks is None:
+        return
+    unused = [name for name, call in zip(CALLBACKS, (callbacks.step, callbacks.accept, callbacks.reject))
+              if call is not None and (controller is None or (name != CALLBACKS[0] and not controller.adaptive))]
+    if unused:
+        why = "solve_ivp steps on its own" if controller is None else "fixed steps are not judged"
+        warnings.warn(f"func's {', '.join(unused)} will not be called: method {method!r} ({why})",
+                      stacklevel=caller_stacklevel())
 
 
 def check_pairing(stepper: Stepper, controller: Controller, gradient: GradientMethod) -> None:

@@ -112,6 +112,9 @@ def reverse_sweep(
         if output is not None:
             adjoint = adjoint + grad_outputs[output]
         inside = record.interior(i)
+        if problem.callbacks is not None:
+            span = replay.span(i)
+            problem.callbacks.retraced(span.t0, y, span.h)
         with torch.enable_grad():
             z = y.detach().requires_grad_(True)
             carry = None if v is None else _leaves(v)

@@ -2,8 +2,9 @@
 nothing else of physode."""
 
 from .alf import AsynchronousLeapfrog
+from .callbacks import NAMES as CALLBACKS
 from .callbacks import Callbacks
-from .clock import Clock, Node, Span, Stops
+from .clock import Clock, Node, Span, Stops, aside
 from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
@@ -15,8 +16,8 @@ from .stepper import FIXED_STEP_METHODS, METHODS, REGISTRY, DenseOutput, Method,
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
-    "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock",
+    "CALLBACKS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock",
     "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
-    "Tolerance", "Trial", "attempt", "check_setting", "integrate", "make_stepper", "rms",
+    "Tolerance", "Trial", "aside", "attempt", "check_setting", "integrate", "make_stepper", "rms",
 ]

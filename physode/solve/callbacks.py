@@ -18,13 +18,16 @@ ADJOINT_NAMES = tuple(name + "_adjoint" for name in NAMES)
 class Callbacks:
     """Called as torchdiffeq calls them: `step(t0, y0, dt)` before every attempted step, then
     `accept(t0, y0, dt)` or `reject(t0, y0, dt)` once the step is judged; y0 in the user's layout
-    (a tuple for a tuple state), dt signed. `adjoint` holds the func's `callback_*_adjoint`
-    callbacks by name, for a backward pass that searches its own steps (torchdiffeq's adjoint)."""
+    (a tuple for a tuple state), dt signed; fixed steps are not judged, so they call `step` only.
+    `adjoint` holds the func's `callback_*_adjoint` callbacks by name, as torchdiffeq's adjoint
+    calls them on its backward solve; `retrace` the same on the user's state, for a backward sweep
+    that retraces the forward steps (every one of them accepted)."""
 
     step: Callable | None = None
     accept: Callable | None = None
     reject: Callable | None = None
     adjoint: dict[str, Callable] = field(default_factory=dict)
+    retrace: dict[str, Callable] = field(default_factory=dict)
 
     @classmethod
     def of(cls, func, layout: StateLayout) -> Callbacks | None:
@@ -33,7 +36,16 @@ class Callbacks:
         adjoint = {name: getattr(func, name) for name in ADJOINT_NAMES if callable(getattr(func, name, None))}
         if not adjoint and not any(callable(c) for c in found):
             return None
-        return cls(*(_on_user_state(c, layout) if callable(c) else None for c in found), adjoint=adjoint)
+        retrace = {name: _on_user_state(c, layout) for name, c in adjoint.items()}
+        return cls(*(_on_user_state(c, layout) if callable(c) else None for c in found), adjoint=adjoint, retrace=retrace)
+
+    def retraced(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:
+        """A forward step from (t0, y0) of size dt, retraced by a backward sweep: callback_step_adjoint,
+        then callback_accept_step_adjoint."""
+        for name in ADJOINT_NAMES[:2]:
+            call = self.retrace.get(name)
+            if call is not None:
+                call(t0, y0, dt)
 
     def by_name(self) -> dict[str, Callable]:
         """Every callback under torchdiffeq's name: the forward ones on the solver's flat state."""

@@ -97,8 +97,8 @@ class Clock:
             t1 = _time(a0, a1, end) if t1 is None else t1
         self._recent = dict(zip(keys, (t0, t1)))
         if self.every_node or self.jumps:
-            t0 = self._aside(t0, self.direction) if self._at_jump(segment, start) else t0
-            t1 = self._aside(t1, -self.direction) if self._at_jump(segment, end) else t1
+            t0 = aside(t0, self.direction) if self._at_jump(segment, start) else t0
+            t1 = aside(t1, -self.direction) if self._at_jump(segment, end) else t1
         return Span(t0, t1, t1 - t0)
 
     def anchor(self, a: int) -> Tensor:
@@ -113,15 +113,15 @@ class Clock:
     def _at_jump(self, segment: int, node: Node) -> bool:
         return self.every_node or (node == SEGMENT_START and segment in self.jumps) or self.jumps_after(segment, node)
 
-    @staticmethod
-    def _aside(t: Tensor, direction: float) -> Tensor:
-        """The floating-point number next to t in `direction`, with t's derivative."""
-        value = t.detach()
-        return t + (torch.nextafter(value, value.new_tensor(direction * math.inf)) - value)
-
     def theta(self, outputs: slice, span: Span) -> Tensor:
         """Interpolation parameters of the output times self.times[outputs] in a step."""
         return (self.times[outputs] - span.t0) / span.h
+
+
+def aside(t: Tensor, direction: float) -> Tensor:
+    """The floating-point number next to t in `direction`, with t's derivative."""
+    value = t.detach()
+    return t + (torch.nextafter(value, value.new_tensor(direction * math.inf)) - value)
 
 
 def _key(segment: int, node: Node) -> tuple[int, Node]:

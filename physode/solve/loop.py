@@ -30,7 +30,7 @@ def attempt(
         callbacks.before(span.t0, y, span.h)
     y1, ks = stepper.step(func, span, y, f)
     accepted, h, state = controller.adapt(state, trial._replace(y1=y1, error=partial(stepper.error, span.h, ks)))
-    if callbacks is not None:
+    if callbacks is not None and controller.adaptive:
         callbacks.judged(accepted, span.t0, y, span.h)
     return accepted, h, state, y1, ks
 
@@ -42,12 +42,13 @@ def integrate(
 ) -> tuple[list[Tensor], StepRecord]:
     """Integrate from the first to the last anchor; return the outputs at clock.times and the record.
 
-    f0 = f(t0, y0) (ALF's initial velocity). func is evaluated only inside [t[0], t[-1]]. The
-    controller works on Python floats and never enters a graph; whatever graph the step
-    computations build is the caller's. keep(i, y_i, c_i) is called at every accepted node
-    i = 0..N, with c_i the carry where it is state (ALF's velocity), else None. After a step that
-    ends on a jump of the clock, f is evaluated anew at the next step's start (after the jump).
-    `callbacks` are told of every attempted step and its verdict.
+    f0 = f(t0, y0) (ALF's initial velocity; taken just after t0 when every node is a jump). func is
+    evaluated only inside [t[0], t[-1]]. The controller works on Python floats and never enters a
+    graph; whatever graph the step computations build is the caller's. keep(i, y_i, c_i) is called
+    at every accepted node i = 0..N, with c_i the carry where it is state (ALF's velocity), else
+    None. After a step that ends on a jump of the clock, f is evaluated anew at the next step's
+    start (after the jump). `callbacks` are told of every attempted step and, where the controller
+    judges steps (adaptive ones), of its verdict.
     """
     anchors, times = clock.anchor_values, clock.time_values
     outputs: list[Tensor | None] = [None] * len(times)
@@ -59,8 +60,6 @@ def integrate(
     length = abs(anchors[-1] - anchors[0])
     h, state = controller.init(func, anchors[0], y0, f0, direction, length, stepper.error_order, tolerance)
     t, y, f = anchors[0], y0, f0
-    if clock.every_node and stepper.state_carry(f0) is None:
-        f = None
     if keep is not None:
         keep(0, y, stepper.state_carry(f))
     segment, node = 0, SEGMENT_START
