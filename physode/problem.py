@@ -88,7 +88,10 @@ def _grid(constructor: Callable | None, func: Callable, y0: StateTensors, times:
     run from t[0] to t[-1], strictly monotonic."""
     if constructor is None:
         return ()
-    grid = check_times(constructor(func, y0, times.detach()), times)
+    try:
+        grid = check_times(constructor(func, y0, times.detach()), times)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"options['grid_constructor'] must return a 1-D tensor of times: {error}") from error
     ends = (grid[0].item(), grid[-1].item())
     if ends != (times[0].item(), times[-1].item()):
         raise ValueError(f"options['grid_constructor'] must return times from t[0] = {times[0].item()} to "

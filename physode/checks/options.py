@@ -46,6 +46,9 @@ OPTIONS = {
 }
 # torchdiffeq's names for the same options
 ALIASES = {"ifactor": "max_factor", "dfactor": "min_factor", "max_num_steps": "max_steps"}
+# every option, the methods' own included (the registry is fixed at import)
+_VALID = {**OPTIONS, **{key: f"{text} ({name})" for name, entry in REGISTRY.items()
+                        for key, text in entry.options.items()}}
 _CONTROLLER_OPTIONS = ("safety", "min_factor", "max_factor", "beta1", "beta2")
 _STEP_OPTIONS = ("first_step", "max_step", "min_step", *_CONTROLLER_OPTIONS)
 MAX_STEPS = 100_000
@@ -98,10 +101,9 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
     options = _renamed(dict(options or {}))
-    valid = {**OPTIONS, **{key: f"{text} ({name})" for name, entry in REGISTRY.items() for key, text in entry.options.items()}}
-    unknown = sorted(set(options) - set(valid))
+    unknown = sorted(set(options) - set(_VALID))
     if unknown:
-        listing = "; ".join(f"{k}: {v}" for k, v in valid.items())
+        listing = "; ".join(f"{k}: {v}" for k, v in _VALID.items())
         aliases = ", ".join(f"{k} (= {v})" for k, v in ALIASES.items())
         raise ValueError(f"unknown options {unknown}; valid options are {listing}; and torchdiffeq's {aliases}")
     land = check_flag("options['land_on_outputs']", options.pop("land_on_outputs", False))
