@@ -97,8 +97,8 @@ def test_adjoint_backward_tolerance_and_method():
 
 
 def test_controller_objects_match_the_options_they_replace():
-    assert _identical(_run(options={"controller": PIController()}), _run())
-    assert _identical(_run(options={"controller": PIController(safety=0.8, max_step=0.3, first_step=0.01)}),
+    assert _identical(_run(options={"controller": IController()}), _run())
+    assert _identical(_run(options={"controller": IController(safety=0.8, max_step=0.3, first_step=0.01)}),
                       _run(options={"safety": 0.8, "max_step": 0.3, "first_step": 0.01}))
     assert _identical(_run(method="alf", options={"controller": IController()}, tol=1e-5), _run(method="alf", tol=1e-5))
     assert _identical(_run(method="rk4", options={"controller": ConstantStep(0.05)}),
@@ -106,7 +106,7 @@ def test_controller_objects_match_the_options_they_replace():
 
 
 def test_integral_controller_on_dopri5():
-    """beta2 = 0 takes other steps than the PI default, to the same accuracy (z' = a z)."""
+    """The PI controller takes other steps than the integral default, to the same accuracy (z' = a z)."""
     y0, t = torch.tensor([1.0], dtype=F64), torch.tensor([0.0, 10.0], dtype=F64)
     counts = {}
     for name, controller in (("pi", PIController()), ("i", IController())):

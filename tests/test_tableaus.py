@@ -283,3 +283,25 @@ def test_registry_of_the_new_methods():
         assert REGISTRY[name].controller is None and not TABLEAUS[name].adaptive
     for name in ("fehlberg2", "dopri8"):
         assert REGISTRY[name].controller is not None and TABLEAUS[name].adaptive
+
+
+def _order_conditions(tab, weights) -> list[float]:
+    """sum_i w_i Phi_i(tree) - 1/gamma(tree) for the 8 rooted trees of order <= 4 (Butcher; Hairer,
+    Norsett & Wanner, Solving ODEs I, II.2, Table 2.2)."""
+    n = len(weights)
+    a = np.array([[*row, *[0.0] * (n - len(row))] for row in tab.a][:n], dtype=float)
+    c, w = np.array(tab.c[:n], dtype=float), np.array(weights, dtype=float)
+    products = [(np.ones(n), 1), (c, 2), (c**2, 3), (a @ c, 6), (c**3, 4), (c * (a @ c), 8), (a @ c**2, 12),
+                (a @ a @ c, 24)]
+    return [w @ phi - 1 / gamma for phi, gamma in products]
+
+
+@pytest.mark.parametrize("name", [name for name, tab in TABLEAUS.items() if tab.b_error is not None])
+def test_embedded_formulas_satisfy_the_order_conditions(name):
+    """b - b_error is a formula of order error_order (checked up to order 4)."""
+    tab = TABLEAUS[name]
+    embedded = [b - e for b, e in zip([*tab.b, *[0.0] * (len(tab.b_error) - len(tab.b))], tab.b_error)]
+    trees = {1: 1, 2: 2, 3: 4, 4: 8}[min(tab.error_order, 4)]
+    assert np.abs(_order_conditions(tab, embedded)[:trees]).max() < 1e-13
+    if tab.error_order < 4:
+        assert np.abs(_order_conditions(tab, embedded)[trees:]).max() > 1e-6

@@ -39,8 +39,9 @@ OPTIONS = {
     "safety": "step-size safety factor (default 0.9)",
     "min_factor": "smallest step-size change factor (default 0.2)",
     "max_factor": "largest step-size change factor (default 10)",
-    "beta1": "PI controller: exponent of the current error, times 1/q (default 0.85; alf: 1)",
-    "beta2": "PI controller: exponent of the previous error, times 1/q (default 0.2; alf: 0)",
+    "beta1": "exponent of the current error, times 1/q (default 1)",
+    "beta2": "exponent of the previous error, times 1/q (default 0, an integral controller; Hairer's DOPRI5 "
+             "PI controller is beta1=0.85, beta2=0.2)",
     "checkpoints": "deprecated: use gradient=ACA(checkpoints=K)",
     "checkpoint_schedule": "deprecated: use gradient=ACA(checkpoints=K, schedule=...)",
 }

@@ -121,8 +121,8 @@ def check_setting(name: str, value, label: str) -> None:
         if not (_is_real(value) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{label} must be a number >= 0, got {value!r}")
         return
-    if name in ("first_step", "max_step", "h"):
-        if value is None and name == "first_step":
+    if name in ("first_step", "max_step", "h", "accepted_min_factor"):
+        if value is None and name in ("first_step", "accepted_min_factor"):
             return
         if not (_is_real(value) and value > 0 and (name == "max_step" or math.isfinite(value))):
             raise ValueError(f"{label} must be a positive number, got {value!r}")
@@ -157,8 +157,8 @@ class PIController:
     Solving ODEs I, II.4, and the stabilised step-size control of their DOPRI5 code).
 
     After an accepted step with error ratio err_n (previous err_{n-1}), for an error ~ h^q:
-    h_new = h * safety * err_n^(-beta1/q) * err_{n-1}^(beta2/q), within [min_factor, max_factor],
-    and never growing right after a rejection. After a rejected step: h * max(min_factor,
+    h_new = h * safety * err_n^(-beta1/q) * err_{n-1}^(beta2/q), within [accepted_min_factor
+    (None: min_factor), max_factor], and never growing right after a rejection. After a rejected step: h * max(min_factor,
     safety * err_n^(-1/q)). The defaults are DOPRI5's (err_n^-0.17 err_{n-1}^0.04 at q = 5), except
     that the first step has no history (err_{n-1} = 1, where DOPRI5 starts from 1e-4 and so damps
     the first growth by 0.69). Steps are at most `max_step` and at least `min_step`, and a step
@@ -175,18 +175,23 @@ class PIController:
     first_step: float | None = None
     max_step: float = math.inf
     min_step: float = 0.0
+    accepted_min_factor: float | None = None
 
     placement = "fraction"
     adaptive = True
 
     def __post_init__(self):
-        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2", "first_step", "max_step", "min_step"):
+        for name in ("safety", "min_factor", "max_factor", "beta1", "beta2", "first_step", "max_step", "min_step",
+                     "accepted_min_factor"):
             check_setting(name, getattr(self, name), f"{type(self).__name__} {name}")
         if self.min_step > self.max_step:
             raise ValueError(f"{type(self).__name__} needs min_step <= max_step, got {self.min_step!r} and {self.max_step!r}")
         if not self.min_factor < 1 < self.max_factor:
             raise ValueError(f"{type(self).__name__} needs min_factor < 1 < max_factor, "
                              f"got {self.min_factor!r} and {self.max_factor!r}")
+        if self.accepted_min_factor is not None and not self.min_factor <= self.accepted_min_factor <= 1:
+            raise ValueError(f"{type(self).__name__} needs min_factor <= accepted_min_factor <= 1, "
+                             f"got {self.min_factor!r} and {self.accepted_min_factor!r}")
 
     def init(self, func, t0, y0, f0, direction, length, q, tolerance):
         if self.first_step is not None:
@@ -212,7 +217,8 @@ class PIController:
                                        "singular there")
             return False, self._clamp(h), state._replace(after_rejection=True)
         factor = self.safety * max(err, 1e-10) ** (-self.beta1 / q) * state.err_previous ** (self.beta2 / q)
-        factor = min(1.0 if state.after_rejection else self.max_factor, max(self.min_factor, factor))
+        least = self.min_factor if self.accepted_min_factor is None else self.accepted_min_factor
+        factor = min(1.0 if state.after_rejection else self.max_factor, max(least, factor))
         h = trial.h * factor
         if trial.h < trial.h_wanted:  # a step cut short to land on an output time: do not shrink for that
             h = max(h, trial.h_wanted)
@@ -222,10 +228,13 @@ class PIController:
 @dataclass(frozen=True)
 class IController(PIController):
     """The classical integral controller: a PIController without error history (beta2 = 0),
-    h_new = h * safety * err_n^(-beta1/q), beta1 = 1 by default (Hairer, Norsett & Wanner, II.4, (4.13))."""
+    h_new = h * safety * err_n^(-beta1/q), beta1 = 1 by default (Hairer, Norsett & Wanner, II.4, (4.13)).
+    An accepted step is not followed by a shorter one (accepted_min_factor = 1), as in torchdiffeq
+    and diffrax: its error was within the tolerance."""
 
     beta1: float = 1.0
     beta2: float = field(default=0.0, init=False)
+    accepted_min_factor: float | None = 1.0
 
 
 @dataclass(frozen=True)
