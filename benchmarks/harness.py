@@ -95,11 +95,12 @@ class Problem:
 # ----------------------------------------------------------------------------------------------
 
 
-def physode_solve(problem, rtol: float, atol: float, *, method: str = "dopri5", gradient="aca"):
+def physode_solve(problem, rtol: float, atol: float, *, method: str = "dopri5", gradient="aca",
+                  options: dict | None = None):
     import physode
 
     solution = physode.solve(problem.func, problem.y0, problem.t, method=method, rtol=rtol, atol=atol,
-                             gradient=gradient)
+                             gradient=gradient, options=options)
     return solution.ys, solution.stats
 
 
@@ -394,13 +395,16 @@ def versions(args) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def parser(doc: str, quick: str, *, repeats: int, rtol: float, atol: float) -> argparse.ArgumentParser:
+def parser(doc: str, quick: str, *, repeats: int, rtol: float, atol: float,
+           threads: int | None = None) -> argparse.ArgumentParser:
     """The arguments every benchmark takes; `quick` describes its --quick smoke run."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help=f"smoke run: {quick} (explicit flags still win)")
     p.add_argument("--repeats", type=int, default=repeats, help="timed repeats after the warm-up (median reported)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every method (default: torch's)")
+    default_threads = "torch's" if threads is None else threads
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"torch.set_num_threads for every method (default: {default_threads})")
     p.add_argument("--rtol", type=float, default=rtol)
     p.add_argument("--atol", type=float, default=atol)
     p.add_argument("--seed", type=int, default=0)
