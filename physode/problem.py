@@ -15,7 +15,7 @@ from .checks import (
 )
 from .grad import GradientMethod, Problem
 from .solve import (
-    Callbacks, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, aside, make_stepper,
+    Callbacks, CompiledStepper, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, aside, make_stepper,
     rms,
 )
 
@@ -41,6 +41,8 @@ def setup(
     tolerance = Tolerance(check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
                           _norm(settings.norm, layout))
     stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, **settings.method_options)
+    if settings.compile is not None:
+        stepper = CompiledStepper(stepper, settings.compile, flat_y0.device)
     strategy = settings.gradient
     check_pairing(stepper, settings.controller, strategy)
     params = check_params(func, params)

@@ -64,3 +64,21 @@ def test_cuda_latent_ode_matches_cpu(gradient, method):
         results.append([loss, *grads])
     for a, b in zip(*results):
         assert torch.allclose(a, b.cpu(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("compile", [True, {"mode": "reduce-overhead"}])
+@pytest.mark.parametrize("gradient", ["aca", "direct"])
+def test_cuda_compiled_steps_match_cpu(compile, gradient):
+    """The compiled step on the GPU (Inductor's kernels; with mode='reduce-overhead', CUDA graphs)
+    gives the CPU's eager solution and gradients."""
+    results = []
+    for device, options in (("cpu", None), ("cuda", {"compile": compile})):
+        torch.manual_seed(0)
+        func = Neural().to(device)
+        y0 = torch.randn(8, 3, dtype=F64, device=device, requires_grad=True)
+        t = torch.linspace(0.0, 1.0, 5, dtype=F64, device=device)
+        sol = physode.solve(func, y0, t, gradient=gradient, rtol=1e-6, atol=1e-8, options=options)
+        grads = torch.autograd.grad(sol.ys.square().sum(), [y0, *func.parameters()])
+        results.append([sol.ys, *grads])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b.cpu(), rtol=1e-6, atol=1e-9)

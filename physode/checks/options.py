@@ -7,6 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -14,7 +15,8 @@ import torch
 from ..grad import ACA, GRADIENTS, GradientMethod
 from ..grad.schedules import SCHEDULES
 from ..solve import (
-    CALLBACKS, METHODS, REGISTRY, Callbacks, ConstantStep, Controller, GridSteps, PIController, Stepper, check_setting,
+    CALLBACKS, COMPILE_SETTINGS, METHODS, REGISTRY, TABLEAUS, Callbacks, ConstantStep, Controller, GridSteps,
+    PIController, RungeKutta, Stepper, check_setting,
 )
 from .values import check_count, check_flag, is_real
 
@@ -32,6 +34,8 @@ OPTIONS = {
     "min_step": "smallest step an adaptive method takes; a step this small is accepted whatever its error (default 0)",
     "max_steps": "most accepted steps before SolverError (default 100000)",
     "land_on_outputs": "step exactly onto every output time instead of interpolating",
+    "compile": "Runge-Kutta methods: run each step and its error estimate as a graph compiled by torch.compile: "
+               "True, or a dict of its mode and backend, e.g. {'mode': 'reduce-overhead'} (default False)",
     "step_t": "times the steps must end on, besides the output times",
     "jump_t": "times where func is discontinuous: steps end on them and func is evaluated again just after them",
     "norm": "the error norm: a function of the weighted error (shaped like y0: a tuple for a tuple state) returning "
@@ -71,6 +75,7 @@ class Settings:
     perturb: bool = False
     grid_constructor: Callable | None = None
     norm: Callable | None = None
+    compile: tuple[tuple[str, str], ...] | None = None
 
 FORWARD_ONLY = "scipy_solver"  # scipy.integrate.solve_ivp: odeint and solve only, no gradients
 
@@ -109,6 +114,7 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
         raise ValueError(f"unknown options {unknown}; valid options are {listing}; and torchdiffeq's {aliases}")
     land = check_flag("options['land_on_outputs']", options.pop("land_on_outputs", False))
     perturb = check_flag("options['perturb']", options.pop("perturb", False))
+    compiled = _compile_settings(options.pop("compile", False), method)
     controller = options.pop("controller", None)
     functions = {key: options.pop(key, None) for key in ("grid_constructor", "norm")}
     for key, value in functions.items():
@@ -135,8 +141,23 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     return Settings(
         controller=controller, land=land or (isinstance(controller, GridSteps) and functions["grid_constructor"] is None),
         max_steps=max_steps, method_options={key: options[key] for key in own if key in options}, gradient=gradient,
-        perturb=perturb, **stops, **functions,
+        perturb=perturb, compile=compiled, **stops, **functions,
     )
+
+
+def _compile_settings(value, method: str) -> tuple[tuple[str, str], ...] | None:
+    """options['compile'] as torch.compile's settings (None: not compiled)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict) or not all(key in COMPILE_SETTINGS and isinstance(v, str) for key, v in value.items()):
+        raise ValueError(f"options['compile'] must be True, False or a dict of torch.compile's {list(COMPILE_SETTINGS)} "
+                         f"as strings, got {value!r}")
+    if not isinstance(REGISTRY[method].build, partial) or REGISTRY[method].build.func is not RungeKutta:
+        raise ValueError(f"options['compile'] compiles Runge-Kutta steps; method {method!r} is not one: use one of "
+                         f"{', '.join(TABLEAUS)}")
+    return tuple(sorted(value.items()))
 
 
 def _renamed(options: dict) -> dict:

@@ -5,6 +5,8 @@ from .alf import AsynchronousLeapfrog
 from .callbacks import NAMES as CALLBACKS
 from .callbacks import Callbacks
 from .clock import Clock, Node, Span, Stops, aside
+from .compiled import SETTINGS as COMPILE_SETTINGS
+from .compiled import CompiledStepper
 from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
@@ -16,7 +18,7 @@ from .stepper import FIXED_STEP_METHODS, METHODS, REGISTRY, DenseOutput, Method,
 from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
-    "CALLBACKS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock",
+    "CALLBACKS", "COMPILE_SETTINGS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock", "CompiledStepper",
     "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
     "Tolerance", "Trial", "aside", "attempt", "check_setting", "integrate", "make_stepper", "rms",

@@ -18,9 +18,8 @@ it is not the FSAL stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction as F
-from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class ButcherTableau:
     error_order: int | None = None
     b_error_low: tuple[float, ...] | None = None
     error_order_low: int | None = None
+    end_stage: int | None = field(init=False)  # the index of the stage f(t1, y1) (c = 1, a = b), if any
+    solution_stages: int = field(init=False)  # the leading stages y1 depends on (the last nonzero b, plus one)
 
     def __post_init__(self):
         if len(self.a) != len(self.c) or any(len(row) != i for i, row in enumerate(self.a)):
@@ -51,6 +52,8 @@ class ButcherTableau:
         for weights in (self.b_error, self.b_error_low):
             if weights is not None and len(weights) != len(self.b):
                 raise ValueError(f"tableau {self.name}: error weights must cover the step's stages")
+        object.__setattr__(self, "end_stage", _end_stage(self.c, self.a, self.b))
+        object.__setattr__(self, "solution_stages", max(i for i, bi in enumerate(self.b) if bi != 0.0) + 1)
 
     @property
     def dense_exponents(self) -> tuple[tuple[int, int], ...]:
@@ -69,20 +72,10 @@ class ButcherTableau:
     def adaptive(self) -> bool:
         return self.b_error is not None
 
-    @cached_property
-    def end_stage(self) -> int | None:
-        """The index of the stage f(t1, y1) (c = 1, a = b), if there is one."""
-        return _end_stage(self.c, self.a, self.b)
-
     @property
     def fsal(self) -> bool:
         """First same as last: the step's last stage is f(t1, y1), the next step's first stage."""
         return self.end_stage == self.stages - 1
-
-    @cached_property
-    def solution_stages(self) -> int:
-        """Number of leading stages that y1 depends on (the last nonzero b, plus one)."""
-        return max(i for i, bi in enumerate(self.b) if bi != 0.0) + 1
 
 
 def _end_stage(c: Sequence, a: Sequence[Sequence], b: Sequence) -> int | None:

@@ -33,15 +33,26 @@ class Tolerance:
     atol: float | Tensor
     norm: Callable[[Tensor], Tensor] = rms
 
-    def weigh(self, y0: Tensor, y1: Tensor) -> Callable[[Tensor], Tensor]:
-        """The error norm of a step from y0 to y1: e -> norm(e / (atol + rtol max(|y0|, |y1|))); the
-        step is acceptable when its error is <= 1 (Hairer, Norsett & Wanner, Solving ODEs I, II.4, (4.11))."""
-        scale = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
-        return lambda error: self.norm(error / scale)
+    def weigh(self, y0: Tensor, y1: Tensor) -> WeightedNorm:
+        """The error norm of a step from y0 to y1 (see WeightedNorm)."""
+        return WeightedNorm(self, y0, y1)
 
     def size(self, x: Tensor, y: Tensor) -> float:
         """norm(x / (atol + rtol |y|)), as a float."""
         return self.norm(x / (self.atol + self.rtol * y.abs())).item()
+
+
+class WeightedNorm(NamedTuple):
+    """The error norm of a step from y0 to y1: e -> norm(e / (atol + rtol max(|y0|, |y1|))); the step
+    is acceptable when its error is <= 1 (Hairer, Norsett & Wanner, Solving ODEs I, II.4, (4.11))."""
+
+    tolerance: Tolerance
+    y0: Tensor
+    y1: Tensor
+
+    def __call__(self, error: Tensor) -> Tensor:
+        tol = self.tolerance
+        return tol.norm(error / (tol.atol + tol.rtol * torch.maximum(self.y0.abs(), self.y1.abs())))
 
 
 @torch.no_grad()

@@ -29,8 +29,12 @@ class CountedFunc:
         self.func, self.stats, self.backward = func, stats, False
 
     def __call__(self, t, y):
-        if self.backward:
-            self.stats.nfe_backward += 1
-        else:
-            self.stats.nfe += 1
+        self.count(1)
         return self.func(t, y)
+
+    def count(self, evaluations: int) -> None:
+        """Count evaluations made of self.func directly (by a compiled step)."""
+        if self.backward:
+            self.stats.nfe_backward += evaluations
+        else:
+            self.stats.nfe += evaluations

@@ -1,0 +1,123 @@
+"""Runge-Kutta steps compiled with torch.compile: all stages with the user's vector field inlined,
+and the error estimate with its weighted norm, each one graph (one fused kernel per stretch of
+elementwise work), with its backward compiled too where the step is differentiated (the reverse
+sweep of `aca`, the forward graph of `direct`). The accept/reject decision, the bookkeeping and
+the interpolation stay eager.
+
+The compiled functions are shared by every solve of the process and specialised by torch.compile's
+guards, so that the solves of a fit (the same func, shapes and dtype) compile once. A func that
+breaks the graph is compiled as several graphs, with a warning that names the break; one that
+cannot be compiled at all runs eagerly, with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .clock import Span
+from .control import WeightedNorm
+from .stats import CountedFunc
+
+SETTINGS = ("mode", "backend")  # the keyword arguments of torch.compile that options['compile'] may set
+
+
+def _step(stepper, func: Callable, span: Span, y: Tensor, carry: Tensor | None, full: bool):
+    return stepper.step(func, span, y, carry, full)
+
+
+def _error(stepper, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
+    return stepper.error(h, ks, norm)
+
+
+class _Graphs:
+    """`fn` compiled with the settings: in one graph where func allows it, else with graph breaks
+    (warned once per func), else eagerly (warned once per func). The choice is made at a func's
+    first call."""
+
+    def __init__(self, fn: Callable, settings: tuple[tuple[str, str], ...], device: str):
+        self.fn = fn
+        arguments = dict(settings)
+        if device == "cpu" and "mode" not in arguments and arguments.get("backend", "inductor") == "inductor":
+            arguments["options"] = {"cpp_wrapper": True}  # the kernels' calls from C++: less overhead per step
+        self.whole = torch.compile(fn, fullgraph=True, dynamic=False, **arguments)
+        self.broken = torch.compile(fn, dynamic=False, **arguments)
+        self.chosen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # func -> its compiled fn
+
+    def __call__(self, func: Callable, *args):
+        chosen = self.chosen.get(func)
+        if chosen is not None:
+            return chosen(*args)
+        try:
+            out, chosen = self.whole(*args), self.whole
+        except Exception as whole_error:  # noqa: BLE001 - a graph break, or a failure of the compiler
+            try:
+                out, chosen = self.broken(*args), self.broken
+            except Exception as error:  # noqa: BLE001
+                out, chosen = self._eager(error, args)
+            else:
+                warnings.warn(f"options['compile']: func breaks the compiled graph, so each step runs as several "
+                              f"graphs with Python in between: {_first_line(whole_error)}", stacklevel=_user_level())
+        self.chosen[func] = chosen
+        return out
+
+    def _eager(self, error: Exception, args) -> tuple[object, Callable]:
+        warnings.warn(f"options['compile']: func could not be compiled, so it runs eagerly: "
+                      f"{type(error).__name__}: {_first_line(error)}", stacklevel=_user_level())
+        return self.fn(*args), self.fn
+
+
+def _first_line(error: Exception) -> str:
+    """The error's first line, with the next one where the first ends in a colon."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    return " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+
+
+def _user_level() -> int:
+    from ..checks.options import caller_stacklevel  # noqa: PLC0415 - checks imports solve
+
+    return caller_stacklevel()
+
+
+_CACHE: dict[tuple, _Graphs] = {}
+# A step is compiled once for each combination of grad mode, first stage given or not, full or not
+# and which inputs require grad, for each func, shape and dtype: more than torch's default limit of
+# graphs per function (8) in a process that fits several models.
+RECOMPILE_LIMIT = 64
+
+
+def _graphs(fn: Callable, settings: tuple[tuple[str, str], ...], device: str) -> _Graphs:
+    key = (fn, settings, device)
+    if key not in _CACHE:
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        _CACHE[key] = _Graphs(fn, settings, device)
+    return _CACHE[key]
+
+
+class CompiledStepper:
+    """A Runge-Kutta stepper whose `step` and `error` run compiled (see the module's docstring);
+    everything else is the stepper's own. A func that is not the solve's counted vector field (the
+    tangent sweep's linearised func), or a norm that is not the tolerance's, runs eagerly."""
+
+    def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device):
+        self.stepper = stepper
+        self._step, self._error = (_graphs(fn, settings, device.type) for fn in (_step, _error))
+
+    def __getattr__(self, name: str):
+        return getattr(self.stepper, name)
+
+    def step(self, func: Callable, span: Span, y: Tensor, carry: Tensor | None = None, full: bool = True):
+        if not isinstance(func, CountedFunc):
+            return self.stepper.step(func, span, y, carry, full)
+        y1, ks = self._step(func.func, self.stepper, func.func, span, y, carry, full)
+        func.count(len(ks) - (carry is not None))
+        return y1, ks
+
+    def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
+        if not isinstance(norm, WeightedNorm):
+            return self.stepper.error(h, ks, norm)
+        return self._error(norm.tolerance.norm, self.stepper, h, ks, norm)

@@ -1,0 +1,127 @@
+"""options['compile']: compiled steps give the eager solution and gradients, compile once per func
+and shape, report graph breaks and fall back to eager with a warning.
+
+The fast tests trace with torch.compile's "eager" backend (Dynamo's graphs run by the eager
+kernels: the wiring without the minutes of code generation); the slow one compiles with Inductor.
+"""
+
+import warnings
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import physode
+from problems import F64, Neural
+
+EAGER = {"backend": "eager"}
+T = torch.linspace(0.0, 1.0, 6, dtype=F64)
+
+
+def _solve_and_grad(func, y0, compile, gradient="aca", method="dopri5"):
+    y0 = y0.detach().requires_grad_(True)
+    solution = physode.solve(func, y0, T, method=method, gradient=gradient, rtol=1e-8, atol=1e-8,
+                             options={"compile": compile})
+    grads = torch.autograd.grad(solution.ys.square().sum(), [y0, *func.parameters()])
+    return solution, grads
+
+
+@pytest.mark.parametrize("gradient", ["aca", "direct"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3"])
+def test_compiled_steps_give_the_eager_solution_gradients_and_counts(gradient, method):
+    torch.manual_seed(0)
+    func, y0 = Neural(), torch.randn(5, 3, dtype=F64)
+    eager, eager_grads = _solve_and_grad(func, y0, False, gradient, method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, compiled_grads = _solve_and_grad(func, y0, EAGER, gradient, method)
+    assert not [w for w in caught if "options['compile']" in str(w.message)]  # no graph break, no fallback
+    assert torch.allclose(compiled.ys, eager.ys, rtol=0, atol=1e-13)
+    for a, b in zip(compiled_grads, eager_grads):
+        assert torch.allclose(a, b, rtol=1e-11, atol=1e-13)
+    assert compiled.stats == eager.stats  # the evaluations of a compiled step are counted as the eager ones
+
+
+def test_a_second_solve_of_the_same_func_and_shapes_compiles_nothing():
+    torch.manual_seed(1)
+    func, y0 = Neural(), torch.randn(4, 3, dtype=F64)
+    _solve_and_grad(func, y0, EAGER)
+    graphs = counters["stats"]["unique_graphs"]
+    _solve_and_grad(func, y0 + 0.1, EAGER)
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+class _Breaking(Neural):
+    """A vector field with Python control flow on a tensor's value: a graph break."""
+
+    def forward(self, t, y):
+        return super().forward(t, y) * (1.0 if y.sum().item() > -1e9 else 0.0)
+
+
+@torch._dynamo.register_backend(name="physode_test_failing")
+def _failing_backend(graph, example_inputs):
+    raise RuntimeError("this backend cannot compile anything")
+
+
+@pytest.mark.parametrize("field, compile, message", [
+    (_Breaking, EAGER, "breaks the compiled graph, so each step runs as several graphs"),
+    (Neural, {"backend": "physode_test_failing"}, "could not be compiled, so it runs eagerly: .*cannot compile"),
+])
+def test_a_func_that_breaks_the_graph_or_cannot_be_compiled_is_warned_of_and_still_solved(field, compile, message):
+    torch.manual_seed(2)
+    func, y0 = field(), torch.randn(2, 3, dtype=F64)
+    eager, _ = _solve_and_grad(func, y0, False)
+    with pytest.warns(UserWarning, match=message):
+        compiled, _ = _solve_and_grad(func, y0, compile)
+    assert torch.allclose(compiled.ys, eager.ys, rtol=0, atol=1e-13)
+
+
+def test_compiled_tuple_state_and_forward_sensitivities():
+    """A tuple state, and the tangent sweep of `jacobian` (which steps its linearised func eagerly)."""
+    y0 = (torch.tensor([1.0, 0.5], dtype=F64), torch.tensor([0.0, -1.0], dtype=F64))
+    xs, vs = physode.odeint(lambda t, s: (s[1], -s[0]), y0, T, rtol=1e-10, atol=1e-10, params=(),
+                            options={"compile": EAGER})
+    assert torch.allclose(xs, y0[0] * torch.cos(T)[:, None] + y0[1] * torch.sin(T)[:, None], atol=1e-9)
+    torch.manual_seed(3)
+    func, z0 = Neural(), torch.randn(3, dtype=F64)
+    exact = physode.jacobian(func, z0, T, rtol=1e-9, atol=1e-9)
+    compiled = physode.jacobian(func, z0, T, rtol=1e-9, atol=1e-9, options={"compile": EAGER})
+    assert torch.allclose(compiled.y0, exact.y0, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"compile": "yes"}, r"options\['compile'\] must be True, False or a dict"),
+    ({"compile": {"fullgraph": "True"}}, r"options\['compile'\] must be True, False or a dict"),
+])
+def test_bad_compile_settings_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        physode.odeint(Neural(), torch.zeros(3, dtype=F64), T, options=options)
+
+
+@pytest.mark.parametrize("method", ["alf", "implicit_adams"])
+def test_compile_is_for_runge_kutta_methods(method):
+    options = {"compile": True} if method == "alf" else {"compile": True, "step_size": 0.1}
+    with pytest.raises(ValueError, match=f"compiles Runge-Kutta steps; method '{method}' is not one"):
+        physode.odeint(Neural(), torch.zeros(3, dtype=F64), T, method=method, options=options)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_steps_give_the_eager_solution_and_gradients():
+    """Inductor's generated kernels (C++ on the CPU): the eager answer to round-off, and ACA's
+    gradients equal direct's, in float32 as a neural ODE is fitted."""
+    torch.manual_seed(4)
+    func, y0 = Neural(dtype=torch.float32), torch.randn(16, 3)
+    results = {}
+    for gradient in ("aca", "direct"):
+        for compile in (False, True):
+            y = y0.clone().requires_grad_(True)
+            solution = physode.solve(func, y, T.float(), gradient=gradient, rtol=1e-5, atol=1e-6,
+                                     options={"compile": compile})
+            grads = torch.autograd.grad(solution.ys.square().sum(), [y, *func.parameters()])
+            results[gradient, compile] = solution, grads
+    eager, _ = results["aca", False]
+    for (gradient, compile), (solution, grads) in results.items():
+        assert solution.stats.accepted == eager.stats.accepted
+        assert torch.allclose(solution.ys, eager.ys, rtol=1e-5, atol=1e-6)
+        for a, b in zip(grads, results["direct", False][1]):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
