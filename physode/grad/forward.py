@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
+from ..solve import Outputs
 from .base import Problem
 from .sweep import replay_step
 
@@ -120,12 +121,12 @@ def tangent_sweep(
     if y0_dot is None:
         y0_dot = y0.new_zeros(count, *y0.shape)
     func = _Linearised(problem.func, substitution, params_dot)
-    outputs: list[Tensor | None] = [None] * len(problem.times)
     z = torch.cat([y0.unsqueeze(0), y0_dot])
+    outputs = Outputs(len(problem.times), z)
     v = None
     if problem.stepper.state_carry(problem.f0) is not None:
         v = func(clock.times[clock.anchor_outputs[0]], z)
-    outputs[clock.anchor_outputs[0]] = z
+    outputs.put(clock.anchor_outputs[0], z)
     for i in range(len(record)):
         outs = replay_step(problem, record, clock, i, func, z, v)
         z = outs[0]
@@ -133,9 +134,9 @@ def tangent_sweep(
             v = outs[1]
         inside = record.interior(i)
         if inside.stop > inside.start:
-            outputs[inside] = list(outs[-1].unbind(0))
+            outputs.put(inside, outs[-1])
         output = clock.anchor_outputs[record.segment(i) + 1] if record.ends_segment(i) else None
         if output is not None:
-            outputs[output] = z
-    stacked = torch.stack(outputs, dim=1)  # (1 + P, len(times), *y0.shape)
+            outputs.put(output, z)
+    stacked = outputs.stacked().transpose(0, 1)  # (1 + P, len(times), *y0.shape)
     return stacked[0], stacked[1:]

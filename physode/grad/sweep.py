@@ -171,7 +171,7 @@ def solve_with_reverse_sweep(problem: Problem, policy, name: str) -> Tensor:
     `name` is the gradient method's, for its errors."""
     if not torch.is_grad_enabled():
         outputs, _ = problem.integrate(problem.y0, problem.f0, problem.times)
-        return torch.stack(outputs)
+        return outputs
     return _ReverseSweep.apply(problem, policy, name, problem.y0, problem.times, *problem.params)
 
 
@@ -182,7 +182,7 @@ class _ReverseSweep(torch.autograd.Function):
         outputs, record = problem.integrate(y0, problem.f0.detach(), times, keep=keep)
         ctx.problem, ctx.policy, ctx.name, ctx.record = problem, policy, name, record
         ctx.save_for_backward(times)
-        return torch.stack(outputs)
+        return outputs
 
     @staticmethod
     def backward(ctx, grad_outputs: Tensor):

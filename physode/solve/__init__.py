@@ -10,7 +10,7 @@ from .compiled import CompiledStepper
 from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
 from .errors import SolverError
 from .layout import StateLayout, StateTensors
-from .loop import LAND_TOLERANCE, attempt, integrate
+from .loop import LAND_TOLERANCE, Outputs, attempt, integrate
 from .record import StepRecord
 from .rk import RungeKutta
 from .stats import CountedFunc, Stats
@@ -19,7 +19,7 @@ from .tableaus import TABLEAUS, ButcherTableau
 
 __all__ = [
     "CALLBACKS", "COMPILE_SETTINGS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock", "CompiledStepper",
-    "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "PIController",
+    "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "Outputs", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
     "Tolerance", "Trial", "aside", "attempt", "check_setting", "integrate", "make_stepper", "rms",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import torch
 from torch import Tensor
 
 from .callbacks import Callbacks
@@ -35,12 +36,34 @@ def attempt(
     return accepted, h, state, y1, ks
 
 
+class Outputs:
+    """The states at the output times as the loop produces them: written into one preallocated
+    tensor where no graph is built; else kept as a list and stacked at the end (with a graph, each
+    write into a buffer would make the backward pass copy the whole buffer's gradient)."""
+
+    def __init__(self, count: int, y0: Tensor):
+        self._buffer = None if torch.is_grad_enabled() else y0.new_empty(count, *y0.shape)
+        self._states: list[Tensor | None] = [None] * count
+
+    def put(self, index: int | slice, states: Tensor) -> None:
+        """The state at output `index`, or the states (k, *shape) at the k outputs of a slice."""
+        if self._buffer is not None:
+            self._buffer[index] = states
+        elif isinstance(index, slice):
+            self._states[index] = states.unbind(0)
+        else:
+            self._states[index] = states
+
+    def stacked(self) -> Tensor:
+        return self._buffer if self._buffer is not None else torch.stack(self._states)
+
+
 def integrate(
     func: Callable, stepper: Stepper, controller: Controller, tolerance: Tolerance, y0: Tensor, f0: Tensor,
     clock: Clock, max_steps: int, stats: Stats, keep: Callable[[int, Tensor, Tensor | None], None] | None = None,
     callbacks: Callbacks | None = None,
-) -> tuple[list[Tensor], StepRecord]:
-    """Integrate from the first to the last anchor; return the outputs at clock.times and the record.
+) -> tuple[Tensor, StepRecord]:
+    """Integrate from the first to the last anchor; return the outputs at clock.times, stacked, and the record.
 
     f0 = f(t0, y0) (ALF's initial velocity; taken just after t0 when every node is a jump). func is
     evaluated only inside [t[0], t[-1]]. The controller works on Python floats and never enters a
@@ -51,11 +74,11 @@ def integrate(
     judges steps (adaptive ones), of its verdict.
     """
     anchors, times = clock.anchor_values, clock.time_values
-    outputs: list[Tensor | None] = [None] * len(times)
-    outputs[clock.anchor_outputs[0]] = y0
+    outputs = Outputs(len(times), y0)
+    outputs.put(clock.anchor_outputs[0], y0)
     record = StepRecord(controller.placement)
     if len(anchors) < 2:
-        return outputs, record
+        return outputs.stacked(), record
     direction = 1.0 if anchors[-1] > anchors[0] else -1.0
     length = abs(anchors[-1] - anchors[0])
     h, state = controller.init(func, anchors[0], y0, f0, direction, length, stepper.error_order, tolerance)
@@ -88,7 +111,7 @@ def integrate(
         if next_output > first:
             stages = ks + stepper.interpolant_stages(func, span, y, y1, ks)
             inside = stepper.interpolate(clock.theta(slice(first, next_output), span), y, span.h, stages)
-            outputs[first:next_output] = list(inside.unbind(0))
+            outputs.put(slice(first, next_output), inside)
             f = stepper.carry(stages)  # f(t1, y1) where the interpolant evaluated it: the next step's first stage
 
         stats.accepted += 1
@@ -100,10 +123,10 @@ def integrate(
         if end == SEGMENT_END:
             segment, node = segment + 1, SEGMENT_START
             if clock.anchor_outputs[segment] is not None:
-                outputs[clock.anchor_outputs[segment]] = y
+                outputs.put(clock.anchor_outputs[segment], y)
         if len(record) >= max_steps and segment < len(anchors) - 1:
             raise SolverError(
                 "max_steps exceeded", t, len(record),
                 hint=f"raise options['max_steps'] (now {max_steps}) or loosen rtol/atol",
             )
-    return outputs, record
+    return outputs.stacked(), record
