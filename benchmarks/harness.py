@@ -60,6 +60,20 @@ class MLPField(nn.Module):
         return self.net(y)
 
 
+def mlp_jax(layers, y, jnp):
+    """MLPField in JAX (jnp = jax.numpy): layers = ((weight, bias), ...) of its Linear layers."""
+    for weight, bias in layers[:-1]:
+        y = jnp.tanh(y @ weight.T + bias)
+    weight, bias = layers[-1]
+    return y @ weight.T + bias
+
+
+def jax_layers(field: MLPField, jnp) -> tuple:
+    """The (weight, bias) of each Linear layer of an MLPField, as JAX arrays."""
+    return tuple((jnp.asarray(m.weight.detach().numpy()), jnp.asarray(m.bias.detach().numpy()))
+                 for m in field.net if isinstance(m, nn.Linear))
+
+
 @dataclass
 class Problem:
     """func (a Counted module), a leaf y0 that requires grad, output times t and the loss's target."""

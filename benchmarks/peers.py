@@ -94,6 +94,8 @@ from harness import (
     Counted,
     Method,
     MLPField,
+    jax_layers,
+    mlp_jax,
     Problem,
     Row,
     Run,
@@ -195,13 +197,8 @@ def jax_x64():
     return jax
 
 
-def mlp_jax(layers, y):
-    """harness.MLPField in JAX: layers = ((weight, bias), ...) of its Linear layers."""
-    jnp = jax_x64().numpy
-    for weight, bias in layers[:-1]:
-        y = jnp.tanh(y @ weight.T + bias)
-    weight, bias = layers[-1]
-    return y @ weight.T + bias
+def mlp_x64(layers, y):
+    return mlp_jax(layers, y, jax_x64().numpy)
 
 
 def gravity_jax(masses, y):
@@ -227,7 +224,7 @@ def to_jax(problem: Problem) -> JaxProblem:
 
     module = problem.func.vector_field
     if isinstance(module, MLPField):
-        field, params = mlp_jax, tuple((array(m.weight), array(m.bias)) for m in module.net if isinstance(m, nn.Linear))
+        field, params = mlp_x64, jax_layers(module, jnp)
     else:
         field, params = gravity_jax, array(module.masses)
     return JaxProblem(field, params, array(problem.y0), array(problem.t), array(problem.target))
