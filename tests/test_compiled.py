@@ -125,3 +125,8 @@ def test_inductor_compiled_steps_give_the_eager_solution_and_gradients():
         assert torch.allclose(solution.ys, eager.ys, rtol=1e-5, atol=1e-6)
         for a, b in zip(grads, results["direct", False][1]):
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_is_refused_with_torchdiffeqs_adjoint():
+    with pytest.raises(ValueError, match="gradient='adjoint' steps with torchdiffeq's solver"):
+        physode.odeint(Neural(), torch.zeros(3, dtype=F64), T, gradient="adjoint", options={"compile": True})

@@ -125,6 +125,9 @@ def check_options(options: dict | None, method: str, gradient: GradientMethod) -
     if shared:
         raise ValueError(f"options['step_t'] and ['jump_t'] must not share times, both have {shared}")
     gradient = _deprecated_checkpoints(options, gradient)
+    if compiled is not None and gradient.name == "adjoint":
+        raise ValueError("options['compile'] compiles physode's own steps; gradient='adjoint' steps with torchdiffeq's "
+                         "solver: use gradient='aca' or 'direct'")
     for key, value in options.items():
         if value is not None and not is_real(value):
             raise TypeError(f"options[{key!r}] must be a number, got {value!r}")
