@@ -45,7 +45,8 @@ class Counted(nn.Module):
         self.tally = Tally()
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
-        self.tally.calls += 1
+        if not torch.compiler.is_compiling():  # (a changing number in a compiled graph recompiles it)
+            self.tally.calls += 1
         return self.vector_field(t, y)
 
 
@@ -170,7 +171,9 @@ class Method:
         return None
 
     def run(self, problem, rtol: float, atol: float) -> Run:
-        """Forward, problem.loss, backward (torch.autograd.grad w.r.t. problem.inputs())."""
+        """Forward, problem.loss, backward (torch.autograd.grad w.r.t. problem.inputs()). The
+        evaluations are the calls Counted saw, or physode's own count where it reports Stats (the
+        same calls; a compiled step's are not seen by Counted)."""
         inputs, tally = problem.inputs(), problem.func.tally
         tally.calls = 0
         ys, stats = self.solve(problem, rtol, atol)
@@ -178,8 +181,8 @@ class Method:
         loss = problem.loss(ys)
         grads = torch.autograd.grad(loss, inputs, allow_unused=True)
         flat = [(torch.zeros_like(x) if g is None else g).detach().reshape(-1) for g, x in zip(grads, inputs)]
-        return Run(loss.item(), ys.detach(), torch.cat(flat).double().cpu(), nfe_forward, tally.calls - nfe_forward,
-                   stats)
+        nfe = (nfe_forward, tally.calls - nfe_forward) if stats is None else (stats.nfe, stats.nfe_backward)
+        return Run(loss.item(), ys.detach(), torch.cat(flat).double().cpu(), *nfe, stats)
 
 
 @dataclass

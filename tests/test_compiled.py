@@ -130,3 +130,30 @@ def test_inductor_compiled_steps_give_the_eager_solution_and_gradients():
 def test_compile_is_refused_with_torchdiffeqs_adjoint():
     with pytest.raises(ValueError, match="gradient='adjoint' steps with torchdiffeq's solver"):
         physode.odeint(Neural(), torch.zeros(3, dtype=F64), T, gradient="adjoint", options={"compile": True})
+
+
+class _Tally:
+    calls = 0
+
+
+class _Counting(Neural):
+    """A vector field that counts its calls in a Python integer of another object: each value is a
+    new graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.tally = _Tally()
+
+    def forward(self, t, y):
+        self.tally.calls += 1
+        return super().forward(t, y)
+
+
+def test_a_func_compiled_again_at_every_call_is_given_up_for_eager():
+    torch.manual_seed(5)
+    func, y0, t = _Counting(), torch.randn(2, 3, dtype=F64), torch.linspace(0.0, 20.0, 3, dtype=F64)
+    with pytest.warns(UserWarning, match="compiled 16 more times, so it runs eagerly from now on"):
+        compiled = physode.odeint(func, y0, t, rtol=1e-8, atol=1e-8, options={"compile": EAGER})
+    graphs = counters["stats"]["unique_graphs"]
+    again = physode.odeint(func, y0, t, rtol=1e-8, atol=1e-8, options={"compile": EAGER})
+    assert counters["stats"]["unique_graphs"] == graphs and torch.equal(again, compiled)

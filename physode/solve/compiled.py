@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch._dynamo.utils import counters
 
 from .clock import Span
 from .control import WeightedNorm
@@ -47,11 +48,18 @@ class _Graphs:
         self.whole = torch.compile(fn, fullgraph=True, dynamic=False, **arguments)
         self.broken = torch.compile(fn, dynamic=False, **arguments)
         self.chosen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # func -> its compiled fn
+        self.recompiles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # func -> compilations after its first
 
     def __call__(self, func: Callable, *args):
         chosen = self.chosen.get(func)
         if chosen is not None:
-            return chosen(*args)
+            if chosen is self.fn:
+                return chosen(*args)
+            graphs = counters["stats"]["unique_graphs"]
+            out = chosen(*args)
+            if counters["stats"]["unique_graphs"] != graphs:
+                self._recompiled(func)
+            return out
         try:
             out, chosen = self.whole(*args), self.whole
         except Exception as whole_error:  # noqa: BLE001 - a graph break, or a failure of the compiler
@@ -64,6 +72,15 @@ class _Graphs:
                               f"graphs with Python in between: {_first_line(whole_error)}", stacklevel=_user_level())
         self.chosen[func] = chosen
         return out
+
+    def _recompiled(self, func: Callable) -> None:
+        """Count a compilation for func after its first; past RECOMPILES, func runs eagerly."""
+        self.recompiles[func] = self.recompiles.get(func, 0) + 1
+        if self.recompiles[func] > RECOMPILES:
+            self.chosen[func] = self.fn
+            warnings.warn(f"options['compile']: func was compiled {RECOMPILES} more times, so it runs eagerly from now "
+                          "on: a Python number it reads (a counter attribute, say) or the shapes change from call to "
+                          "call; keep numbers that change in tensors", stacklevel=_user_level())
 
     def _eager(self, error: Exception, args) -> tuple[object, Callable]:
         warnings.warn(f"options['compile']: func could not be compiled, so it runs eagerly: "
@@ -88,6 +105,9 @@ _CACHE: dict[tuple, _Graphs] = {}
 # and which inputs require grad, for each func, shape and dtype: more than torch's default limit of
 # graphs per function (8) in a process that fits several models.
 RECOMPILE_LIMIT = 64
+# Compilations of one func after its first before it is given up for eager: the variants above for
+# a few shapes; a func that reads a changing Python number is compiled again at every step.
+RECOMPILES = 16
 
 
 def _graphs(fn: Callable, settings: tuple[tuple[str, str], ...], device: str) -> _Graphs:
