@@ -181,7 +181,8 @@ class Method:
         loss = problem.loss(ys)
         grads = torch.autograd.grad(loss, inputs, allow_unused=True)
         flat = [(torch.zeros_like(x) if g is None else g).detach().reshape(-1) for g, x in zip(grads, inputs)]
-        nfe = (nfe_forward, tally.calls - nfe_forward) if stats is None else (stats.nfe, stats.nfe_backward)
+        counted = hasattr(stats, "nfe")  # physode's Stats
+        nfe = (stats.nfe, stats.nfe_backward) if counted else (nfe_forward, tally.calls - nfe_forward)
         return Run(loss.item(), ys.detach(), torch.cat(flat).double().cpu(), *nfe, stats)
 
 
