@@ -126,6 +126,9 @@ class CompiledStepper:
     def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device):
         self.stepper = stepper
         self._step, self._error = (_graphs(fn, settings, device.type) for fn in (_step, _error))
+        # CUDA graphs write every replay's outputs into the same memory: a step's are copied out
+        # before the next step replays, since the loop keeps them (outputs, stored states)
+        self._copy = dict(settings).get("mode") == "reduce-overhead"
 
     def __getattr__(self, name: str):
         return getattr(self.stepper, name)
@@ -135,6 +138,8 @@ class CompiledStepper:
             return self.stepper.step(func, span, y, carry, full)
         y1, ks = self._step(func.func, self.stepper, func.func, span, y, carry, full)
         func.count(len(ks) - (carry is not None))
+        if self._copy:
+            y1, ks = y1.clone(), [k.clone() for k in ks]
         return y1, ks
 
     def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
