@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import torch
 
@@ -16,7 +14,7 @@ from ..grad import ACA, GRADIENTS, GradientMethod
 from ..grad.schedules import SCHEDULES
 from ..solve import (
     CALLBACKS, COMPILE_SETTINGS, METHODS, REGISTRY, TABLEAUS, Callbacks, ConstantStep, Controller, GridSteps,
-    PIController, RungeKutta, Stepper, check_setting,
+    PIController, RungeKutta, Stepper, caller_stacklevel, check_setting,
 )
 from .values import check_count, check_flag, is_real
 
@@ -237,15 +235,6 @@ def _deprecated_checkpoints(options: dict, gradient: GradientMethod) -> Gradient
                   f"release: pass gradient=physode.grad.ACA(checkpoints={checkpoints!r}, schedule={schedule!r})",
                   DeprecationWarning, stacklevel=caller_stacklevel())
     return ACA(checkpoints=checkpoints, schedule=schedule)
-
-
-def caller_stacklevel() -> int:
-    """The stacklevel of the first frame outside physode, so that a warning points at the user's call."""
-    package = str(Path(__file__).resolve().parent.parent)
-    frame, level = sys._getframe(1), 1
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def check_callbacks(callbacks: Callbacks | None, controller: Controller | None, method: str) -> None:

@@ -8,7 +8,7 @@ from .clock import Clock, Node, Span, Stops, aside
 from .compiled import SETTINGS as COMPILE_SETTINGS
 from .compiled import CompiledStepper
 from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
-from .errors import SolverError
+from .errors import SolverError, caller_stacklevel
 from .layout import StateLayout, StateTensors
 from .loop import LAND_TOLERANCE, Outputs, attempt, integrate
 from .record import StepRecord
@@ -21,5 +21,5 @@ __all__ = [
     "CALLBACKS", "COMPILE_SETTINGS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock", "CompiledStepper",
     "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "Outputs", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
-    "Tolerance", "Trial", "aside", "attempt", "check_setting", "integrate", "make_stepper", "rms",
+    "Tolerance", "Trial", "aside", "attempt", "caller_stacklevel", "check_setting", "integrate", "make_stepper", "rms",
 ]

@@ -22,6 +22,7 @@ from torch._dynamo.utils import counters
 
 from .clock import Span
 from .control import WeightedNorm
+from .errors import caller_stacklevel
 from .stats import CountedFunc
 
 SETTINGS = ("mode", "backend")  # the keyword arguments of torch.compile that options['compile'] may set
@@ -69,7 +70,7 @@ class _Graphs:
                 out, chosen = self._eager(error, args)
             else:
                 warnings.warn(f"options['compile']: func breaks the compiled graph, so each step runs as several "
-                              f"graphs with Python in between: {_first_line(whole_error)}", stacklevel=_user_level())
+                              f"graphs with Python in between: {_first_line(whole_error)}", stacklevel=caller_stacklevel())
         self.chosen[func] = chosen
         return out
 
@@ -80,11 +81,11 @@ class _Graphs:
             self.chosen[func] = self.fn
             warnings.warn(f"options['compile']: func was compiled {RECOMPILES} more times, so it runs eagerly from now "
                           "on: a Python number it reads (a counter attribute, say) or the shapes change from call to "
-                          "call; keep numbers that change in tensors", stacklevel=_user_level())
+                          "call; keep numbers that change in tensors", stacklevel=caller_stacklevel())
 
     def _eager(self, error: Exception, args) -> tuple[object, Callable]:
         warnings.warn(f"options['compile']: func could not be compiled, so it runs eagerly: "
-                      f"{type(error).__name__}: {_first_line(error)}", stacklevel=_user_level())
+                      f"{type(error).__name__}: {_first_line(error)}", stacklevel=caller_stacklevel())
         return self.fn(*args), self.fn
 
 
@@ -92,12 +93,6 @@ def _first_line(error: Exception) -> str:
     """The error's first line, with the next one where the first ends in a colon."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
     return " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
-
-
-def _user_level() -> int:
-    from ..checks.options import caller_stacklevel  # noqa: PLC0415 - checks imports solve
-
-    return caller_stacklevel()
 
 
 _CACHE: dict[tuple, _Graphs] = {}

@@ -1,6 +1,9 @@
-"""The exception raised when an integration cannot go on."""
+"""The exception raised when an integration cannot go on, and where a warning points."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 
 class SolverError(RuntimeError):
@@ -13,3 +16,12 @@ class SolverError(RuntimeError):
         self.reason, self.t, self.step = reason, t, step
         message = f"{reason} at t={t:.10g} after {step} accepted steps"
         super().__init__(f"{message}; {hint}" if hint else message)
+
+
+def caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside physode, so that a warning points at the user's call."""
+    package = str(Path(__file__).resolve().parent.parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
