@@ -42,7 +42,7 @@ def setup(
                           _norm(settings.norm, layout))
     stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, **settings.method_options)
     if settings.compile is not None:
-        stepper = CompiledStepper(stepper, settings.compile, flat_y0.device)
+        stepper = CompiledStepper(stepper, settings.compile, flat_y0.device, tolerance)
     strategy = settings.gradient
     check_pairing(stepper, settings.controller, strategy)
     params = check_params(func, params)

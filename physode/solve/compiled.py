@@ -1,5 +1,5 @@
 """Runge-Kutta steps compiled with torch.compile: all stages with the user's vector field inlined,
-and the error estimate with its weighted norm, each one graph (one fused kernel per stretch of
+and the error estimate with its weighted norm, in one graph (one fused kernel per stretch of
 elementwise work), with its backward compiled too where the step is differentiated (the reverse
 sweep of `aca`, the forward graph of `direct`). The accept/reject decision, the bookkeeping and
 the interpolation stay eager.
@@ -21,19 +21,18 @@ from torch import Tensor
 from torch._dynamo.utils import counters
 
 from .clock import Span
-from .control import WeightedNorm
+from .control import Tolerance, WeightedNorm
 from .errors import caller_stacklevel
 from .stats import CountedFunc
 
 SETTINGS = ("mode", "backend")  # the keyword arguments of torch.compile that options['compile'] may set
 
 
-def _step(stepper, func: Callable, span: Span, y: Tensor, carry: Tensor | None, full: bool):
-    return stepper.step(func, span, y, carry, full)
-
-
-def _error(stepper, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
-    return stepper.error(h, ks, norm)
+def _step(stepper, func: Callable, span: Span, y: Tensor, carry: Tensor | None, full: bool,
+          tolerance: Tolerance | None):
+    """The step, and its error ratio under the tolerance where one is given."""
+    y1, ks = stepper.step(func, span, y, carry, full)
+    return y1, ks, None if tolerance is None else stepper.error(span.h, ks, tolerance.weigh(y, y1))
 
 
 class _Graphs:
@@ -114,16 +113,18 @@ def _graphs(fn: Callable, settings: tuple[tuple[str, str], ...], device: str) ->
 
 
 class CompiledStepper:
-    """A Runge-Kutta stepper whose `step` and `error` run compiled (see the module's docstring);
-    everything else is the stepper's own. A func that is not the solve's counted vector field (the
-    tangent sweep's linearised func), or a norm that is not the tolerance's, runs eagerly."""
+    """A Runge-Kutta stepper whose full steps run compiled with their error ratio under `tolerance`
+    (see the module's docstring), which `error` then returns for the same step; everything else is
+    the stepper's own. A func that is not the solve's counted vector field (the tangent sweep's
+    linearised func) steps eagerly, and an error under another norm is computed eagerly."""
 
-    def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device):
-        self.stepper = stepper
-        self._step, self._error = (_graphs(fn, settings, device.type) for fn in (_step, _error))
+    def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device, tolerance: Tolerance):
+        self.stepper, self.tolerance = stepper, tolerance
+        self._step = _graphs(_step, settings, device.type)
         # CUDA graphs write every replay's outputs into the same memory: a step's are copied out
         # before the next step replays, since the loop keeps them (outputs, stored states)
         self._copy = dict(settings).get("mode") == "reduce-overhead"
+        self._estimate: tuple[list[Tensor], Tensor, Tensor] | None = None  # the last step's (ks, y1, error ratio)
 
     def __getattr__(self, name: str):
         return getattr(self.stepper, name)
@@ -131,13 +132,17 @@ class CompiledStepper:
     def step(self, func: Callable, span: Span, y: Tensor, carry: Tensor | None = None, full: bool = True):
         if not isinstance(func, CountedFunc):
             return self.stepper.step(func, span, y, carry, full)
-        y1, ks = self._step(func.func, self.stepper, func.func, span, y, carry, full)
+        tolerance = self.tolerance if full and self.stepper.adaptive else None
+        y1, ks, error = self._step(func.func, self.stepper, func.func, span, y, carry, full, tolerance)
         func.count(len(ks) - (carry is not None))
         if self._copy:
-            y1, ks = y1.clone(), [k.clone() for k in ks]
+            y1, ks, error = y1.clone(), [k.clone() for k in ks], None if error is None else error.clone()
+        self._estimate = None if error is None else (ks, y1, error)
         return y1, ks
 
     def error(self, h: Tensor, ks: list[Tensor], norm: Callable[[Tensor], Tensor]) -> Tensor:
-        if not isinstance(norm, WeightedNorm):
-            return self.stepper.error(h, ks, norm)
-        return self._error(norm.tolerance.norm, self.stepper, h, ks, norm)
+        estimate = self._estimate
+        if (estimate is not None and ks is estimate[0] and isinstance(norm, WeightedNorm)
+                and norm.tolerance is self.tolerance and norm.y1 is estimate[1]):
+            return estimate[2]
+        return self.stepper.error(h, ks, norm)
