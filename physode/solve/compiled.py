@@ -107,7 +107,9 @@ RECOMPILES = 16
 def _graphs(fn: Callable, settings: tuple[tuple[str, str], ...], device: str) -> _Graphs:
     key = (fn, settings, device)
     if key not in _CACHE:
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # (torch < 2.6)
+        setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
         _CACHE[key] = _Graphs(fn, settings, device)
     return _CACHE[key]
 
