@@ -152,8 +152,42 @@ class _Counting(Neural):
 def test_a_func_compiled_again_at_every_call_is_given_up_for_eager():
     torch.manual_seed(5)
     func, y0, t = _Counting(), torch.randn(2, 3, dtype=F64), torch.linspace(0.0, 20.0, 3, dtype=F64)
-    with pytest.warns(UserWarning, match="compiled 16 more times, so it runs eagerly from now on"):
+    with pytest.warns(UserWarning, match="compiled 8 more times for the same shapes and modes, so it runs eagerly"):
         compiled = physode.odeint(func, y0, t, rtol=1e-8, atol=1e-8, options={"compile": EAGER})
     graphs = counters["stats"]["unique_graphs"]
     again = physode.odeint(func, y0, t, rtol=1e-8, atol=1e-8, options={"compile": EAGER})
     assert counters["stats"]["unique_graphs"] == graphs and torch.equal(again, compiled)
+
+
+def test_torchs_limit_of_compiled_versions_turns_eager_with_a_warning():
+    torch.manual_seed(6)
+    func, y0 = Neural(), torch.randn(7, 3, dtype=F64)  # a shape compiled for in no other test
+    eager, eager_grads = _solve_and_grad(func, y0, False)
+    _solve_and_grad(Neural(), y0[:1], EAGER)  # the step compiled at least once in this process
+    name = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    with torch._dynamo.config.patch(**{name: 1}), \
+            pytest.warns(UserWarning, match="torch's limit of 1 compiled versions of a step per process is reached"):
+        compiled, compiled_grads = _solve_and_grad(func, y0, EAGER)
+    assert torch.allclose(compiled.ys, eager.ys, rtol=0, atol=1e-13)
+    for a, b in zip(compiled_grads, eager_grads):
+        assert torch.allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+class _Slotted:
+    """A vector field that cannot be weakly referenced."""
+
+    __slots__ = ()
+
+    def __call__(self, t, y):
+        return -y
+
+
+def test_a_func_that_cannot_be_weakly_referenced_is_compiled():
+    y0 = torch.tensor([1.0, 2.0], dtype=F64)
+    ys = physode.odeint(_Slotted(), y0, T, rtol=1e-10, atol=1e-10, params=(), options={"compile": EAGER})
+    assert torch.allclose(ys, y0 * torch.exp(-T)[:, None], atol=1e-9)
+
+
+def test_a_mode_or_backend_torch_does_not_know_is_named():
+    with pytest.raises(ValueError, match=r"options\['compile'\] = \{'mode': 'fastest'\}"):
+        physode.odeint(Neural(), torch.zeros(3, dtype=F64), T, options={"compile": {"mode": "fastest"}})

@@ -13,7 +13,7 @@ import torch
 from ..grad import ACA, GRADIENTS, GradientMethod
 from ..grad.schedules import SCHEDULES
 from ..solve import (
-    CALLBACKS, COMPILE_SETTINGS, METHODS, REGISTRY, TABLEAUS, Callbacks, ConstantStep, Controller, GridSteps,
+    CALLBACKS, COMPILE_SETTINGS, METHODS, REGISTRY, Callbacks, ConstantStep, Controller, GridSteps,
     PIController, RungeKutta, Stepper, caller_stacklevel, check_setting,
 )
 from .values import check_count, check_flag, is_real
@@ -156,8 +156,10 @@ def _compile_settings(value, method: str) -> tuple[tuple[str, str], ...] | None:
         raise ValueError(f"options['compile'] must be True, False or a dict of torch.compile's {list(COMPILE_SETTINGS)} "
                          f"as strings, got {value!r}")
     if not isinstance(REGISTRY[method].build, partial) or REGISTRY[method].build.func is not RungeKutta:
+        runge_kutta = [name for name, entry in REGISTRY.items()
+                       if isinstance(entry.build, partial) and entry.build.func is RungeKutta]
         raise ValueError(f"options['compile'] compiles Runge-Kutta steps; method {method!r} is not one: use one of "
-                         f"{', '.join(TABLEAUS)}")
+                         f"{', '.join(sorted(runge_kutta))}")
     return tuple(sorted(value.items()))
 
 

@@ -35,56 +35,84 @@ def _step(stepper, func: Callable, span: Span, y: Tensor, carry: Tensor | None, 
     return y1, ks, None if tolerance is None else stepper.error(span.h, ks, tolerance.weigh(y, y1))
 
 
+class _PerFunc:
+    """What is known of each func: held weakly where func allows it (a module, a function)."""
+
+    def __init__(self):
+        self._weak: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._strong: dict[int, tuple[Callable, dict]] = {}
+
+    def __call__(self, func: Callable) -> dict:
+        try:
+            return self._weak.setdefault(func, {})
+        except TypeError:  # not weakly referenceable
+            return self._strong.setdefault(id(func), (func, {}))[1]
+
+
 class _Graphs:
     """`fn` compiled with the settings: in one graph where func allows it, else with graph breaks
     (warned once per func), else eagerly (warned once per func). The choice is made at a func's
-    first call."""
+    first call; a compiled call that fails later, or a func compiled again for a variant of the
+    step it was already compiled for (it reads a Python number that changes), also turns eager."""
 
     def __init__(self, fn: Callable, settings: tuple[tuple[str, str], ...], device: str):
         self.fn = fn
         arguments = dict(settings)
         if device == "cpu" and "mode" not in arguments and arguments.get("backend", "inductor") == "inductor":
             arguments["options"] = {"cpp_wrapper": True}  # the kernels' calls from C++: less overhead per step
-        self.whole = torch.compile(fn, fullgraph=True, dynamic=False, **arguments)
-        self.broken = torch.compile(fn, dynamic=False, **arguments)
-        self.chosen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # func -> its compiled fn
-        self.recompiles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # func -> compilations after its first
-
-    def __call__(self, func: Callable, *args):
-        chosen = self.chosen.get(func)
-        if chosen is not None:
-            if chosen is self.fn:
-                return chosen(*args)
-            graphs = counters["stats"]["unique_graphs"]
-            out = chosen(*args)
-            if counters["stats"]["unique_graphs"] != graphs:
-                self._recompiled(func)
-            return out
         try:
-            out, chosen = self.whole(*args), self.whole
-        except Exception as whole_error:  # noqa: BLE001 - a graph break, or a failure of the compiler
-            try:
-                out, chosen = self.broken(*args), self.broken
-            except Exception as error:  # noqa: BLE001
-                out, chosen = self._eager(error, args)
-            else:
-                warnings.warn(f"options['compile']: func breaks the compiled graph, so each step runs as several "
-                              f"graphs with Python in between: {_first_line(whole_error)}", stacklevel=caller_stacklevel())
-        self.chosen[func] = chosen
+            self.whole = torch.compile(fn, fullgraph=True, dynamic=False, **arguments)
+            self.broken = torch.compile(fn, dynamic=False, **arguments)
+        except Exception as error:  # noqa: BLE001 - torch's own error for a mode or backend it does not know
+            raise ValueError(f"options['compile'] = {dict(settings)!r}: {type(error).__name__}: "
+                             f"{_first_line(error)}") from error
+        self.known = _PerFunc()  # func -> {"chosen": fn, "variants": set, "repeats": int}
+
+    def __call__(self, func: Callable, variant: tuple, *args):
+        known = self.known(func)
+        chosen = known.get("chosen")
+        if chosen is self.fn:
+            return chosen(*args)
+        if chosen is None:
+            out, known["chosen"] = self._first(args)
+            known["variants"], known["repeats"] = {variant}, 0
+            return out
+        graphs = counters["stats"]["unique_graphs"]
+        try:
+            out = chosen(*args)
+        except Exception as error:  # noqa: BLE001 - eager raises the user's own errors again
+            out, known["chosen"] = self._eager(error, args)
+            return out
+        if counters["stats"]["unique_graphs"] != graphs:
+            known["repeats"] += variant in known["variants"]
+            known["variants"].add(variant)
+            if known["repeats"] > REPEATS:
+                known["chosen"] = self.fn
+                warnings.warn(f"options['compile']: func was compiled {REPEATS} more times for the same shapes and "
+                              "modes, so it runs eagerly from now on: it reads a Python number that changes from "
+                              "call to call (a counter attribute, say); keep such numbers in tensors",
+                              stacklevel=caller_stacklevel())
         return out
 
-    def _recompiled(self, func: Callable) -> None:
-        """Count a compilation for func after its first; past RECOMPILES, func runs eagerly."""
-        self.recompiles[func] = self.recompiles.get(func, 0) + 1
-        if self.recompiles[func] > RECOMPILES:
-            self.chosen[func] = self.fn
-            warnings.warn(f"options['compile']: func was compiled {RECOMPILES} more times, so it runs eagerly from now "
-                          "on: a Python number it reads (a counter attribute, say) or the shapes change from call to "
-                          "call; keep numbers that change in tensors", stacklevel=caller_stacklevel())
+    def _first(self, args) -> tuple[object, Callable]:
+        try:
+            return self.whole(*args), self.whole
+        except Exception as whole_error:  # noqa: BLE001 - a graph break, or a failure of the compiler
+            if _limit_hit(whole_error):
+                return self._eager(whole_error, args)
+            try:
+                out = self.broken(*args)
+            except Exception as error:  # noqa: BLE001
+                return self._eager(error, args)
+            warnings.warn(f"options['compile']: func breaks the compiled graph, so each step runs as several graphs "
+                          f"with Python in between: {_first_line(whole_error)}", stacklevel=caller_stacklevel())
+            return out, self.broken
 
     def _eager(self, error: Exception, args) -> tuple[object, Callable]:
-        warnings.warn(f"options['compile']: func could not be compiled, so it runs eagerly: "
-                      f"{type(error).__name__}: {_first_line(error)}", stacklevel=caller_stacklevel())
+        why = (f"torch's limit of {_limit()} compiled versions of a step per process is reached" if _limit_hit(error)
+               else f"{type(error).__name__}: {_first_line(error)}")
+        warnings.warn(f"options['compile']: func could not be compiled, so it runs eagerly: {why}",
+                      stacklevel=caller_stacklevel())
         return self.fn(*args), self.fn
 
 
@@ -94,22 +122,33 @@ def _first_line(error: Exception) -> str:
     return " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
 
 
+def _limit_name() -> str:
+    return "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"  # (< 2.6)
+
+
+def _limit() -> int:
+    return getattr(torch._dynamo.config, _limit_name())
+
+
+def _limit_hit(error: Exception) -> bool:
+    return type(error).__name__ == "FailOnRecompileLimitHit" or "recompile_limit" in str(error)
+
+
 _CACHE: dict[tuple, _Graphs] = {}
 # A step is compiled once for each combination of grad mode, first stage given or not, full or not
 # and which inputs require grad, for each func, shape and dtype: more than torch's default limit of
-# graphs per function (8) in a process that fits several models.
+# graphs per function (8) in a process that fits several models. (The limit is torch's, for all
+# compiled functions of the process.)
 RECOMPILE_LIMIT = 64
-# Compilations of one func after its first before it is given up for eager: the variants above for
-# a few shapes; a func that reads a changing Python number is compiled again at every step.
-RECOMPILES = 16
+# Compilations of one func for a variant of the step it was already compiled for, before it is
+# given up for eager: a func that reads a changing Python number is compiled again at every step.
+REPEATS = 8
 
 
 def _graphs(fn: Callable, settings: tuple[tuple[str, str], ...], device: str) -> _Graphs:
     key = (fn, settings, device)
     if key not in _CACHE:
-        config = torch._dynamo.config
-        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # (torch < 2.6)
-        setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+        setattr(torch._dynamo.config, _limit_name(), max(_limit(), RECOMPILE_LIMIT))
         _CACHE[key] = _Graphs(fn, settings, device)
     return _CACHE[key]
 
@@ -125,7 +164,7 @@ class CompiledStepper:
         self._step = _graphs(_step, settings, device.type)
         # CUDA graphs write every replay's outputs into the same memory: a step's are copied out
         # before the next step replays, since the loop keeps them (outputs, stored states)
-        self._copy = dict(settings).get("mode") == "reduce-overhead"
+        self._copy = device.type == "cuda" and dict(settings).get("mode") in ("reduce-overhead", "max-autotune")
         self._estimate: tuple[list[Tensor], Tensor, Tensor] | None = None  # the last step's (ks, y1, error ratio)
 
     def __getattr__(self, name: str):
@@ -134,8 +173,11 @@ class CompiledStepper:
     def step(self, func: Callable, span: Span, y: Tensor, carry: Tensor | None = None, full: bool = True):
         if not isinstance(func, CountedFunc):
             return self.stepper.step(func, span, y, carry, full)
-        tolerance = self.tolerance if full and self.stepper.adaptive else None
-        y1, ks, error = self._step(func.func, self.stepper, func.func, span, y, carry, full, tolerance)
+        # (the reverse sweep's retaken steps need no error estimate)
+        tolerance = self.tolerance if full and self.stepper.adaptive and not func.backward else None
+        variant = (torch.is_grad_enabled(), carry is None, full, tolerance is None, y.shape, y.dtype, y.requires_grad,
+                   span.t0.requires_grad)
+        y1, ks, error = self._step(func.func, variant, self.stepper, func.func, span, y, carry, full, tolerance)
         func.count(len(ks) - (carry is not None))
         if self._copy:
             y1, ks, error = y1.clone(), [k.clone() for k in ks], None if error is None else error.clone()
