@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
 import importlib
 import json
@@ -59,6 +60,20 @@ class MLPField(nn.Module):
 
     def forward(self, t: Tensor, y: Tensor) -> Tensor:
         return self.net(y)
+
+
+def single_threaded_jax() -> None:
+    """XLA's CPU backend on one thread; before anything imports jax."""
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+
+
+@functools.cache
+def jax_x64():
+    """jax, with float64 enabled (before any array is made)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
 
 
 def mlp_jax(layers, y, jnp):

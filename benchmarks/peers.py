@@ -83,7 +83,6 @@ import argparse
 import functools
 import importlib.metadata
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -95,7 +94,9 @@ from harness import (
     Method,
     MLPField,
     jax_layers,
+    jax_x64,
     mlp_jax,
+    single_threaded_jax,
     Problem,
     Row,
     Run,
@@ -186,15 +187,6 @@ PROBLEMS: dict[str, tuple[Callable[..., Problem], float]] = {
 # ----------------------------------------------------------------------------------------------
 # The problems in JAX
 # ----------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def jax_x64():
-    """jax, with float64 enabled (before any array is made)."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    return jax
 
 
 def mlp_x64(layers, y):
@@ -433,8 +425,8 @@ def parse_args(argv: list[str] | None = None):
 
 def main() -> None:
     args = parse_args()
-    if args.threads == 1:  # before anything imports jax
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+    if args.threads == 1:
+        single_threaded_jax()
     run_command(args, None, run_benchmark, format_text, format_markdown)
 
 

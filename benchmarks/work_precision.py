@@ -37,12 +37,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import os
 import time
 
 import numpy as np
 import torch
-from harness import Counted, MLPField, Table, choices, fmt, jax_layers, mlp_jax
+from harness import Counted, MLPField, Table, choices, fmt, jax_layers, jax_x64, mlp_jax, single_threaded_jax
 from scipy.integrate import solve_ivp
 from torch import nn
 
@@ -97,9 +96,7 @@ def jax_field(field: nn.Module, jnp):
 
 def diffrax_solve(name: str, field: nn.Module, y0: torch.Tensor, t: torch.Tensor,
                   tol: float) -> tuple[torch.Tensor, int]:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
+    jax = jax_x64()
     import diffrax
 
     f, ts = jax_field(field, jax.numpy), jax.numpy.asarray(t.numpy())
@@ -167,8 +164,8 @@ def main() -> None:
     tolerances = (1e-4, 1e-6) if args.quick else TOLERANCES
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.threads == 1:  # before anything imports jax
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+    if args.threads == 1:
+        single_threaded_jax()
     methods = []
     for method in choices(p, "methods", args.methods, METHODS):
         if (why := unavailable(method)) is None:
