@@ -52,6 +52,9 @@ ALIASES = {"ifactor": "max_factor", "dfactor": "min_factor", "max_num_steps": "m
 # every option, the methods' own included (the registry is fixed at import)
 _VALID = {**OPTIONS, **{key: f"{text} ({name})" for name, entry in REGISTRY.items()
                         for key, text in entry.options.items()}}
+# the methods whose steps options['compile'] compiles
+_RUNGE_KUTTA = sorted(name for name, entry in REGISTRY.items()
+                      if isinstance(entry.build, partial) and entry.build.func is RungeKutta)
 _CONTROLLER_OPTIONS = ("safety", "min_factor", "max_factor", "beta1", "beta2")
 _STEP_OPTIONS = ("first_step", "max_step", "min_step", *_CONTROLLER_OPTIONS)
 MAX_STEPS = 100_000
@@ -155,11 +158,9 @@ def _compile_settings(value, method: str) -> tuple[tuple[str, str], ...] | None:
     if not isinstance(value, dict) or not all(key in COMPILE_SETTINGS and isinstance(v, str) for key, v in value.items()):
         raise ValueError(f"options['compile'] must be True, False or a dict of torch.compile's {list(COMPILE_SETTINGS)} "
                          f"as strings, got {value!r}")
-    if not isinstance(REGISTRY[method].build, partial) or REGISTRY[method].build.func is not RungeKutta:
-        runge_kutta = [name for name, entry in REGISTRY.items()
-                       if isinstance(entry.build, partial) and entry.build.func is RungeKutta]
+    if method not in _RUNGE_KUTTA:
         raise ValueError(f"options['compile'] compiles Runge-Kutta steps; method {method!r} is not one: use one of "
-                         f"{', '.join(sorted(runge_kutta))}")
+                         f"{', '.join(_RUNGE_KUTTA)}")
     return tuple(sorted(value.items()))
 
 

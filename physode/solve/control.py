@@ -169,8 +169,8 @@ class PIController:
 
     After an accepted step with error ratio err_n (previous err_{n-1}), for an error ~ h^q:
     h_new = h * safety * err_n^(-beta1/q) * err_{n-1}^(beta2/q), within [accepted_min_factor
-    (None: min_factor), max_factor], and never growing right after a rejection. After a rejected step: h * max(min_factor,
-    safety * err_n^(-1/q)). The defaults are DOPRI5's (err_n^-0.17 err_{n-1}^0.04 at q = 5), except
+    (None: min_factor), max_factor], and never growing right after a rejection. After a rejected
+    step: h * max(min_factor, safety * err_n^(-1/q)). The defaults are DOPRI5's (err_n^-0.17 err_{n-1}^0.04 at q = 5), except
     that the first step has no history (err_{n-1} = 1, where DOPRI5 starts from 1e-4 and so damps
     the first growth by 0.69). Steps are at most `max_step` and at least `min_step`, and a step
     of `min_step` or less is accepted whatever its error (torchdiffeq's rule); the first is

@@ -94,14 +94,14 @@ def _leapfrog(dtype: torch.dtype, device: torch.device, eta: float = 1.0) -> Asy
 # dopri8's is that of Hairer's DOP853 code, which may shorten the step after an accepted one: 4%
 # fewer evaluations than without, at the same error (a Brusselator at rtol 1e-10). So may alf's
 # (torchdiffeq has no such method to match).
-SHORTENING = IController(accepted_min_factor=None)
-_CONTROLLERS = {"dopri8": SHORTENING}
+_SHORTENING = IController(accepted_min_factor=None)
+_CONTROLLERS = {"dopri8": _SHORTENING}
 _RUNGE_KUTTA = {name: Method(partial(RungeKutta, tableau), _CONTROLLERS.get(name, IController()) if tableau.adaptive
                              else None) for name, tableau in TABLEAUS.items()}
 REGISTRY: dict[str, Method] = {
     **_RUNGE_KUTTA,
     "adaptive_heun": _RUNGE_KUTTA["heun_euler"],  # torchdiffeq's name for it
-    AsynchronousLeapfrog.name: Method(_leapfrog, SHORTENING, {"eta": "the damping"}),
+    AsynchronousLeapfrog.name: Method(_leapfrog, _SHORTENING, {"eta": "the damping"}),
     **{name: Method(partial(Adams, name), None, options) for name, options in ADAMS_METHODS.items()},
 }
 METHODS = sorted(REGISTRY)
