@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .reference import reference_dataset
+from physode.checks import check_real
+
+from .reference import output_times, real_array, reference_dataset
 
 
 def lotka_volterra(
@@ -16,14 +18,16 @@ def lotka_volterra(
     initial (prey, predator); s = `saturation` is the predator's handling time (Holling's type II
     functional response; s = 0 is the classical model). Solved by scipy's DOP853 at
     rtol = atol = 1e-12; a Dataset (series, time)."""
-    t = np.linspace(0.0, 10.0, 101) if t is None else np.asarray(t, dtype=float)
+    t = np.linspace(0.0, 10.0, 101) if t is None else output_times(t)
+    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("delta", delta), ("saturation", saturation)):
+        check_real(name, value, positive=False)
 
     def rhs(_, y):
         x, p = y
         encounters = x * p / (1.0 + saturation * x)
         return [alpha * x - beta * encounters, -gamma * p + delta * encounters]
 
-    initial = {"prey": np.asarray(prey, dtype=float), "predator": np.asarray(predator, dtype=float)}
+    initial = {"prey": np.atleast_1d(real_array("prey", prey)), "predator": np.atleast_1d(real_array("predator", predator))}
     ds = reference_dataset(rhs, initial, t, {"prey": (), "predator": ()}, noise=noise, seed=seed)
     ds.attrs.update({"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, "saturation": saturation})
     return ds

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .reference import reference_dataset
+from physode.checks import check_count, check_real
+
+from .reference import output_times, real_array, reference_dataset
 
 # The figure-eight choreography of equal unit masses (Chenciner & Montgomery, Ann. Math. 152
 # (2000) 881-901; initial values from Simo's computation), tilted out of the plane so that the
@@ -25,11 +27,16 @@ def three_body(
     Defaults: t = 0..2 (201 points), the tilted figure-eight initial state; with `series` > 1 the
     further series start from it perturbed by `spread` (seeded). `noise` adds Gaussian noise.
     """
-    t = np.linspace(0.0, 2.0, 201) if t is None else np.asarray(t, dtype=float)
-    mass = np.asarray(mass, dtype=float)
+    t = np.linspace(0.0, 2.0, 201) if t is None else output_times(t)
+    mass = real_array("mass", mass, (3,))
+    if not (mass > 0).all():
+        raise ValueError(f"mass must be positive, got {mass.tolist()}")
+    series, seed = check_count("series", series), check_count("seed", seed, minimum=0)
+    gravitational_constant = check_real("gravitational_constant", gravitational_constant, positive=True)
+    drag, spread = check_real("drag", drag, positive=False), check_real("spread", spread, positive=False)
     rng = np.random.default_rng(seed)
-    base = {"position": FIGURE_EIGHT_POSITION if position is None else np.asarray(position, dtype=float),
-            "velocity": FIGURE_EIGHT_VELOCITY if velocity is None else np.asarray(velocity, dtype=float)}
+    base = {"position": FIGURE_EIGHT_POSITION if position is None else real_array("position", position, (3, 3)),
+            "velocity": FIGURE_EIGHT_VELOCITY if velocity is None else real_array("velocity", velocity, (3, 3))}
     initial = {name: np.stack([value] + [value + spread * rng.standard_normal(value.shape) for _ in range(series - 1)])
                for name, value in base.items()}
 

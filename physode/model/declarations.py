@@ -4,7 +4,9 @@ constraint transforms, known constants, and learned terms."""
 from __future__ import annotations
 
 import copy
+import inspect
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -13,14 +15,14 @@ from torch import Tensor, nn
 
 
 class State:
-    """A named state variable of a System: one tensor of `shape` per series.
+    """A named state variable of a System: one tensor of `shape` per series (an int n means (n,)).
 
     `dims` name the state's own dimensions in datasets (default: <name>_0, <name>_1, ...).
     """
 
-    def __init__(self, shape: Sequence[int] = (), *, dims: Sequence[str] | None = None, units: str | None = None,
+    def __init__(self, shape: int | Sequence[int] = (), *, dims: Sequence[str] | None = None, units: str | None = None,
                  description: str = ""):
-        self.shape = tuple(int(n) for n in shape)
+        self.shape = _shape(shape, "State shape")
         if dims is not None and len(dims) != len(self.shape):
             raise ValueError(f"State dims {tuple(dims)} must name each of the {len(self.shape)} dimensions of shape {self.shape}")
         self._dims, self.units, self.description = None if dims is None else tuple(dims), units, description
@@ -50,8 +52,8 @@ class Parameter:
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"Parameter bounds must be finite with lo < hi, got {bounds!r}")
             bounds = (lo, hi)
-        value = torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64)
-        self.value = value if shape is None else torch.broadcast_to(value, tuple(shape)).clone()
+        value = as_values(value, "Parameter value")
+        self.value = value if shape is None else broadcast_value(value, _shape(shape, "Parameter shape"), "Parameter value")
         self.positive, self.bounds, self.units, self.fixed, self.description = positive, bounds, units, fixed, description
         self._check(self.value, "initial value")
 
@@ -93,12 +95,7 @@ class Parameter:
 
     def __set__(self, instance, value) -> None:
         raw = instance._parameters[self.raw_name]
-        value = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=float),
-                                dtype=torch.float64)
-        try:
-            value = torch.broadcast_to(value, raw.shape)
-        except RuntimeError as error:
-            raise ValueError(f"{self.name} has shape {tuple(raw.shape)}; cannot set it to shape {tuple(value.shape)}") from error
+        value = broadcast_value(as_values(value, self.name), tuple(raw.shape), self.name)
         self._check(value, f"{self.name}")
         with torch.no_grad():
             raw.copy_(self.to_unconstrained(value).to(raw.dtype))
@@ -108,7 +105,7 @@ class Constant:
     """A known constant of the physics (a buffer: it moves with the system, it is not fitted)."""
 
     def __init__(self, value, *, units: str | None = None, description: str = ""):
-        self.value = torch.as_tensor(np.asarray(value, dtype=float), dtype=torch.float64)
+        self.value = as_values(value, "Constant value")
         self.units, self.description = units, description
 
     def __set_name__(self, owner, name: str) -> None:
@@ -119,20 +116,38 @@ class Constant:
 
     def __set__(self, instance, value) -> None:
         buffer = instance._buffers[self.name]
+        value = broadcast_value(as_values(value, self.name), tuple(buffer.shape), self.name)
         with torch.no_grad():
-            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype, device=buffer.device).broadcast_to(buffer.shape))
+            buffer.copy_(value.to(dtype=buffer.dtype, device=buffer.device))
 
 
 class Learned:
     """A learned term: any nn.Module, built per System instance.
 
     Give a module (each instance gets its own deep copy) or a factory and its arguments, as in
-    Learned(MLP, 2, 1, hidden=(32, 32)).
+    Learned(MLP, 2, 1, hidden=(32, 32)); the arguments are checked against the factory's signature
+    when the class is declared.
     """
 
     def __init__(self, module: nn.Module | Callable[..., nn.Module], *args, **kwargs):
         if not (isinstance(module, nn.Module) or callable(module)):
             raise TypeError(f"Learned takes an nn.Module or a factory of one, got {type(module).__name__}")
+        if isinstance(module, nn.Module):
+            if args or kwargs:
+                raise TypeError(f"Learned({type(module).__name__}(...)) takes a module without arguments; "
+                                "arguments go with a factory, as in Learned(MLP, 2, 1)")
+        else:
+            try:
+                signature = inspect.signature(module)
+            except (TypeError, ValueError):
+                signature = None  # a builtin without a signature: its call will say what is wrong
+            if signature is not None:
+                try:
+                    signature.bind(*args, **kwargs)
+                except TypeError as error:
+                    name = getattr(module, "__name__", type(module).__name__)
+                    raise TypeError(f"Learned({name}, ...): the arguments do not fit {name}{signature}: {error}; "
+                                    f"pass them after the factory, as in Learned({name}, ...)") from None
         self.module, self.args, self.kwargs = module, args, kwargs
 
     def __set_name__(self, owner, name: str) -> None:
@@ -146,6 +161,45 @@ class Learned:
 
     def __get__(self, instance, owner):
         return self if instance is None else _registered(instance, "_modules", self.name)
+
+
+DECLARATIONS = (State, Parameter, Constant, Learned)
+
+
+def as_values(value, what: str) -> Tensor:
+    """A float64 tensor of real numbers from a number, an array or a tensor; TypeError naming `what` otherwise."""
+    if isinstance(value, Tensor):
+        value = value.detach().cpu()
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{what} must be real numbers, got a tensor of {value.dtype}")
+        return value.to(torch.float64)
+    try:
+        array = None if isinstance(value, (str, bytes)) else np.asarray(value)
+    except ValueError:  # a ragged sequence
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise TypeError(f"{what} must be a real number or an array of them, got {type(value).__name__} {value!r}")
+    return torch.as_tensor(array.astype(float), dtype=torch.float64)
+
+
+def broadcast_value(value: Tensor, shape: tuple[int, ...], what: str) -> Tensor:
+    """`value` broadcast to `shape` (a copy); ValueError naming `what` where it cannot be."""
+    try:
+        return torch.broadcast_to(value, shape).clone()
+    except RuntimeError:
+        raise ValueError(f"{what} has shape {shape}; got a value of shape {tuple(value.shape)}") from None
+
+
+def _shape(shape, what: str) -> tuple[int, ...]:
+    """A shape from an int n ((n,)) or a sequence of positive ints."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
+        raise TypeError(f"{what} must be an int or a sequence of ints, got {shape!r}")
+    if any(n < 1 for n in shape):
+        raise ValueError(f"{what} must have positive sizes, got {tuple(shape)}")
+    return tuple(int(n) for n in shape)
 
 
 def _registered(instance, registry: str, name: str):

@@ -16,9 +16,11 @@ from torch import Tensor
 from ..checks import check_count, check_fit_tolerance, check_fraction, check_real
 from ..grad import GradientMethod
 from ..series import dataset
+from ..solve import SolverError
 from ..series.losses import check_penalty, masked_loss
 from ..training import (
-    GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train,
+    FitError, Fingerprint, GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, fingerprint,
+    make_optimizer, train,
 )
 from .estimates import InitialState
 from .report import parameter_report
@@ -118,6 +120,8 @@ def fit(
     device = reference.device if reference is not None else torch.device("cpu")
     times, observed = dataset.observations(data, system, dtype, device)
     series_count, time_count = next(iter(observed.values())).shape[:2]
+    if time_count < 2:
+        raise ValueError(f"data has {time_count} time point; a fit needs at least two")
     optimizer = _choose_optimizer(optimizer, system, loss, batch_size, series_count)
     least_squares = optimizer == LEAST_SQUARES
     defaults = DEFAULTS.get(optimizer, DEFAULTS["first-order"]) if isinstance(optimizer, str) else DEFAULTS["first-order"]
@@ -139,14 +143,19 @@ def fit(
     estimates = InitialState(first, guess, learn_initial_state).to(device)
     train_times = times[:train_count]
     train_observed = {name: values[:, :train_count] for name, values in observed.items()}
-    nodes = start_nodes(system, estimates, train_times, train_observed, window, solver) if window else None
+    try:
+        nodes = start_nodes(system, estimates, train_times, train_observed, window, solver) if window else None
+    except SolverError as error:
+        raise FitError(f"fit: the system cannot be integrated from its starting values ({error}); choose other "
+                       "initial parameter values or initial_state", None) from error
     modules = [system, estimates] + ([nodes] if nodes is not None else [])
     trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("nothing to fit: the system has no free parameter and every initial state is fixed")
-    fingerprint = _fingerprint(system, data, dict(solver, loss=str(loss), batch_size=batch_size, validation=validation,
-                                                  shooting=shooting, seed=seed, optimizer=str(optimizer), lr=lr,
-                                                  learn=learn_initial_state, tolerances=(ftol, xtol, gtol)))
+    fingerprint = _fingerprint(system, data, weight, dict(
+        solver, loss=loss, batch_size=batch_size, validation=validation, shooting=shooting, continuity=continuity,
+        seed=seed, optimizer=optimizer, lr=lr, learn=learn_initial_state, tolerances=(ftol, xtol, gtol),
+        time_weight=time_weight if callable(time_weight) else None))
     train_weight = weight[:train_count] if weight is not None else None
     tally = _Tally()
 
@@ -307,9 +316,14 @@ def _time_weight(time_weight, times: Tensor) -> Tensor | None:
     if time_weight is None:
         return None
     value = time_weight(times) if callable(time_weight) else time_weight
-    value = torch.as_tensor(np.asarray(value, dtype=float), dtype=times.dtype, device=times.device)
+    value = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
+    if value.dtype.kind not in "iuf":
+        raise TypeError(f"time_weight must be an array of weights or a callable of the times giving one, got {value!r}")
+    value = torch.as_tensor(value.astype(float), dtype=times.dtype, device=times.device)
     if value.shape != times.shape or not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
         raise ValueError(f"time_weight must give one finite, non-negative weight per time point ({len(times)})")
+    if not bool((value > 0).any()):
+        raise ValueError("time_weight gives every time point weight 0: nothing would be fitted")
     return value
 
 
@@ -341,9 +355,11 @@ def _progress_message(system, logs: dict, ftol: float | None) -> str:
     return "  ".join(parts)
 
 
-def _fingerprint(system, data, settings: dict) -> str:
+def _fingerprint(system, data, weight: Tensor | None, settings: dict) -> Fingerprint:
+    """The data (every variable), the time weights and the settings of a fit of `system`."""
     pieces = [item for name in sorted(data.data_vars) for item in (name.encode(), np.asarray(data[name].values))]
-    return fingerprint(type(system).__name__, [*pieces, np.asarray(data["time"].values)], settings, system)
+    weights = [] if weight is None else [b"time_weight", weight.detach().cpu().numpy()]
+    return fingerprint(type(system).__name__, [*pieces, np.asarray(data["time"].values), *weights], settings, system)
 
 
 def _result(system, estimates, data, run, solver) -> FitResult:

@@ -23,9 +23,11 @@ def parameter_report(system, estimates, data, solver: dict):
     sensitivities, physode.jvp), from solves with the `solver` settings (method, rtol, atol,
     options); where those tolerances are loose, pass tighter ones (FitResult.report).
     """
-    reference = next(iter(system.parameters()))
-    times, observed = dataset.observations(data, system, reference.dtype, reference.device)
     declared = {name: p for name, p in type(system).physical_parameters().items() if not p.fixed}
+    if not declared:
+        raise ValueError(f"{type(system).__name__} has no free Parameter: there is no physical parameter to report on")
+    reference = system.get_parameter(next(iter(declared.values())).raw_name)
+    times, observed = dataset.observations(data, system, reference.dtype, reference.device)
     unknowns = [(p.raw_name, system.get_parameter(p.raw_name)) for p in declared.values()]
     residuals = SystemResiduals(system, unknowns, estimates, None, times, observed, None, [(0, len(times) - 1)], 0.0,
                                 solver, lambda: None)

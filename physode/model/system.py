@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..odeint import odeint
 from ..series import dataset
-from .declarations import Constant, Learned, Parameter, State
+from .declarations import DECLARATIONS, Constant, Learned, Parameter, State, as_values, broadcast_value
 from .fit import fit
 
 
@@ -26,7 +26,23 @@ class StateValues(dict):
             raise AttributeError(f"no state named {name!r}; the states are {list(self)}") from None
 
 
-class System(nn.Module):
+class _ClassBody(dict):
+    """A class body's namespace that refuses to declare one name twice (the first would vanish)."""
+
+    def __setitem__(self, name: str, value) -> None:
+        if isinstance(value, DECLARATIONS) and isinstance(self.get(name), DECLARATIONS):
+            raise TypeError(f"{name!r} is declared twice in the class body, as a {type(self[name]).__name__} and then "
+                            f"as a {type(value).__name__}; a name declares one thing")
+        super().__setitem__(name, value)
+
+
+class _Declarative(type(nn.Module)):
+    @classmethod
+    def __prepare__(mcs, name, bases, **kwargs):
+        return _ClassBody()
+
+
+class System(nn.Module, metaclass=_Declarative):
     """A dynamical system declared in its class body.
 
     Declare `State`s, `Parameter`s (unknown, fitted), `Constant`s (known) and `Learned` terms as
@@ -54,6 +70,7 @@ class System(nn.Module):
                 for kind, key in kinds.items():
                     if isinstance(value, kind):
                         found[key][name] = value
+        _check_names(cls, found)
         cls._declared = found
         observed = tuple(found["states"]) if cls.observed is None else tuple(cls.observed)
         unknown = [name for name in observed if name not in found["states"]]
@@ -74,14 +91,13 @@ class System(nn.Module):
             valid = sorted([*declared["parameters"], *declared["constants"]])
             raise TypeError(f"{type(self).__name__} has no parameter or constant {unknown}; valid: {valid}")
         for name, p in declared["parameters"].items():
-            value = torch.as_tensor(np.asarray(values.get(name, p.value), dtype=float), dtype=torch.float64)
-            value = torch.broadcast_to(value, p.shape).clone()
+            value = broadcast_value(as_values(values[name], name), p.shape, name) if name in values else p.value
             p._check(value, f"{name}")
             raw = p.to_unconstrained(value).to(dtype=dtype, device=device)
             self.register_parameter(p.raw_name, nn.Parameter(raw, requires_grad=not p.fixed))
         for name, c in declared["constants"].items():
-            value = np.asarray(values.get(name, c.value), dtype=float)
-            self.register_buffer(name, torch.as_tensor(value, dtype=dtype, device=device).clone())
+            value = as_values(values[name], name) if name in values else c.value
+            self.register_buffer(name, value.to(dtype=dtype, device=device).clone())
         for name, term in declared["learned"].items():
             self.add_module(name, term.build().to(dtype=dtype, device=device))
 
@@ -127,10 +143,7 @@ class System(nn.Module):
         s = StateValues(zip(names, y))
         total: dict[str, Tensor] = {}
         for part in (self.physics, self.learned):
-            for name, value in part(t, s).items():
-                if name not in s:
-                    raise KeyError(f"{type(self).__name__}.{part.__name__} returned a derivative for {name!r}, "
-                                   f"which is not a State ({names})")
+            for name, value in _derivatives(part, t, s, type(self).__name__).items():
                 total[name] = value if name not in total else total[name] + value
         return tuple(_as_derivative(total.get(name), state, name, type(self).__name__) for name, state in zip(names, y))
 
@@ -171,7 +184,7 @@ class System(nn.Module):
         """
         dataset.validate(observations, self)
         index = dataset.start_indices(self, observations, start)
-        starts = np.asarray(observations["time"].values, dtype=float)[index]
+        starts = dataset.time_coordinate(observations)[index]
         times = np.asarray(t, dtype=float)
         if times.ndim != 1 or times.size == 0 or times[0] < starts.max():
             raise ValueError(f"t must be 1-D and start at or after every series' start (the latest is {starts.max()})")
@@ -213,13 +226,48 @@ def initial_rate(times: Tensor, values: Tensor, fraction: float = 0.1) -> Tensor
     return (weight * (t - t_mean) * (window.nan_to_num() - x_mean)).sum(dim=1) / spread
 
 
+RESERVED = frozenset(dir(System)) | {"training"}  # what nn.Module and System already mean by a name
+
+
+def _check_names(cls, found: dict[str, dict]) -> None:
+    """Refuse declared names that would hide an attribute of System (forward, fit, ...) or clash with
+    the stored name of a Parameter (<name>_unconstrained)."""
+    names = {name: kind for kind, entries in found.items() for name in entries}
+    for name, kind in names.items():
+        if name in RESERVED:
+            raise TypeError(f"{cls.__name__}.{name}: {name!r} is an attribute of every System and cannot name one of "
+                            f"its {kind}; rename it")
+    for name, parameter in found["parameters"].items():
+        if parameter.raw_name in names:
+            raise TypeError(f"{cls.__name__}.{parameter.raw_name}: the name is taken by the unconstrained value of "
+                            f"Parameter {name!r}; rename it")
+
+
+def _derivatives(part, t: Tensor, s: StateValues, owner: str) -> Mapping[str, Tensor]:
+    """What physics() or learned() returned, checked to be a mapping of state names."""
+    derivatives = part(t, s)
+    if not isinstance(derivatives, Mapping):
+        raise TypeError(f"{owner}.{part.__name__} must return a dict {{state name: derivative}}, "
+                        f"got {type(derivatives).__name__}")
+    for name in derivatives:
+        if name not in s:
+            raise ValueError(f"{owner}.{part.__name__} returned a derivative for {name!r}, which is not a State "
+                             f"({list(s)})")
+    return derivatives
+
+
 def _as_derivative(value: Tensor | None, state: Tensor, name: str, owner: str) -> Tensor:
+    """The derivative of state `name`: zeros where no part gave one; else a tensor of the state's
+    shape (series, *state shape), dtype and device, which is never broadcast or cast."""
     if value is None:
         return torch.zeros_like(state)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: the derivative of {name!r} must be a tensor of shape {tuple(state.shape)} "
+                        f"(series, *state shape), got {type(value).__name__}")
     if value.shape != state.shape:
-        try:
-            value = value.expand(state.shape)
-        except RuntimeError:
-            raise ValueError(f"{owner}: the derivative of {name!r} has shape {tuple(value.shape)}, "
-                             f"but the state has shape {tuple(state.shape)} (series, *state shape)") from None
+        raise ValueError(f"{owner}: the derivative of {name!r} has shape {tuple(value.shape)}, but the state has "
+                         f"shape {tuple(state.shape)} (series, *state shape)")
+    if value.dtype != state.dtype or value.device != state.device:
+        raise TypeError(f"{owner}: the derivative of {name!r} is {value.dtype} on {value.device}, but the state is "
+                        f"{state.dtype} on {state.device}")
     return value

@@ -202,7 +202,7 @@ class LatentODE(nn.Module):
             return sum(scores) / len(scores)
 
         settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
-                    "optimizer": str(optimizer), "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
+                    "optimizer": optimizer, "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
                     "kl": asdict(kl), "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
         loop = Loop(
             modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr), series=full.series,

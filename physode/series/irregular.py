@@ -13,6 +13,7 @@ import xarray as xr
 from torch import Tensor
 
 from ..checks import check_dataset, check_fraction
+from .dataset import observed_values, time_coordinate
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,9 @@ class IrregularBatch:
         for name in names:
             if name not in series_variables(ds):
                 raise ValueError(f"variable {name!r} must exist with dims ('series', 'time', ...)")
-            array = np.asarray(ds[name].values, dtype=float)
+            array = observed_values(ds, name)
             arrays.append(array.reshape(array.shape[0], array.shape[1], -1))
-        return cls._from_array(np.asarray(ds["time"].values, dtype=float), np.concatenate(arrays, axis=2),
+        return cls._from_array(time_coordinate(ds), np.concatenate(arrays, axis=2),
                                dtype or torch.get_default_dtype(), device)
 
     @classmethod

@@ -2,14 +2,15 @@
 its checkpoint store and its progress bar."""
 
 from .least_squares import Iteration, LeastSquaresProblem, LevenbergMarquardt, NormalEquations
-from .loop import FitError, Loop, Run, TrainingResult, fingerprint, history_dataset, train
+from .fingerprint import Fingerprint, fingerprint
+from .loop import FitError, Loop, Run, TrainingResult, history_dataset, train
 from .progress import progress_bar
 from .updates import (
     OPTIMIZERS, GradientUpdate, LeastSquaresUpdate, StepFailed, Update, check_optimizer, make_optimizer,
 )
 
 __all__ = [
-    "OPTIMIZERS", "FitError", "GradientUpdate", "Iteration", "LeastSquaresProblem", "LeastSquaresUpdate",
+    "OPTIMIZERS", "FitError", "Fingerprint", "GradientUpdate", "Iteration", "LeastSquaresProblem", "LeastSquaresUpdate",
     "LevenbergMarquardt", "Loop", "NormalEquations", "Run", "StepFailed", "TrainingResult", "Update",
     "check_optimizer", "fingerprint", "history_dataset", "make_optimizer", "progress_bar", "train",
 ]
