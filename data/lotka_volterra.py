@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from physode.checks import check_real
+from physode.checks import check_real, check_real_array, check_time_array
 
-from .reference import output_times, real_array, reference_dataset
+from .reference import reference_dataset
 
 
 def lotka_volterra(
@@ -18,7 +18,7 @@ def lotka_volterra(
     initial (prey, predator); s = `saturation` is the predator's handling time (Holling's type II
     functional response; s = 0 is the classical model). Solved by scipy's DOP853 at
     rtol = atol = 1e-12; a Dataset (series, time)."""
-    t = np.linspace(0.0, 10.0, 101) if t is None else output_times(t)
+    t = np.linspace(0.0, 10.0, 101) if t is None else check_time_array("t", t, minimum=2, increasing=True)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("delta", delta), ("saturation", saturation)):
         check_real(name, value, positive=False)
 
@@ -27,7 +27,8 @@ def lotka_volterra(
         encounters = x * p / (1.0 + saturation * x)
         return [alpha * x - beta * encounters, -gamma * p + delta * encounters]
 
-    initial = {"prey": np.atleast_1d(real_array("prey", prey)), "predator": np.atleast_1d(real_array("predator", predator))}
+    initial = {name: np.atleast_1d(check_real_array(name, value, finite=True))
+               for name, value in (("prey", prey), ("predator", predator))}
     ds = reference_dataset(rhs, initial, t, {"prey": (), "predator": ()}, noise=noise, seed=seed)
     ds.attrs.update({"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta, "saturation": saturation})
     return ds

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
 
-from physode.checks import check_count, check_real
+from physode.checks import check_count, check_real, check_real_array, check_time_array
 
 
 def reference_dataset(
@@ -21,10 +21,10 @@ def reference_dataset(
     state, in the order of `initial`. Gaussian noise of standard deviation `noise` is added to
     every value (seeded).
     """
-    t = output_times(t)
+    t = check_time_array("t", t, minimum=2, increasing=True)
     check_real("noise", noise, positive=False)
     check_count("seed", seed, minimum=0)
-    initial = {name: real_array(name, value) for name, value in initial.items()}
+    initial = {name: check_real_array(name, value, finite=True) for name, value in initial.items()}
     names = list(initial)
     counts = {name: value.shape[0] if value.ndim else 0 for name, value in initial.items()}
     if len(set(counts.values())) != 1 or 0 in counts.values():
@@ -51,27 +51,3 @@ def reference_dataset(
         offset += size
     return xr.Dataset(variables, coords={"series": np.arange(count), "time": t})
 
-
-def output_times(t) -> np.ndarray:
-    """`t` as a 1-D float array of at least two finite, strictly increasing times."""
-    t = real_array("t", t)
-    if t.ndim != 1 or len(t) < 2:
-        raise ValueError(f"t must be a 1-D array of at least two times, got shape {t.shape}")
-    if not np.isfinite(t).all() or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be finite and strictly increasing")
-    return t
-
-
-def real_array(name: str, value, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """`value` as a float array of finite real numbers (of `shape`, where given); errors name `name`."""
-    try:
-        array = None if isinstance(value, (str, bytes)) else np.asarray(value)
-    except ValueError:  # a ragged sequence
-        array = None
-    if array is None or array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real number or an array of them, got {type(value).__name__} {value!r}")
-    if shape is not None and array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite, got {array.tolist()}")
-    return array.astype(float)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from physode.checks import check_count, check_real
+from physode.checks import check_count, check_real, check_real_array, check_time_array
 
-from .reference import output_times, real_array, reference_dataset
+from .reference import reference_dataset
 
 # The figure-eight choreography of equal unit masses (Chenciner & Montgomery, Ann. Math. 152
 # (2000) 881-901; initial values from Simo's computation), tilted out of the plane so that the
@@ -27,16 +27,17 @@ def three_body(
     Defaults: t = 0..2 (201 points), the tilted figure-eight initial state; with `series` > 1 the
     further series start from it perturbed by `spread` (seeded). `noise` adds Gaussian noise.
     """
-    t = np.linspace(0.0, 2.0, 201) if t is None else output_times(t)
-    mass = real_array("mass", mass, (3,))
+    t = np.linspace(0.0, 2.0, 201) if t is None else check_time_array("t", t, minimum=2, increasing=True)
+    mass = check_real_array("mass", mass, (3,), finite=True)
     if not (mass > 0).all():
         raise ValueError(f"mass must be positive, got {mass.tolist()}")
     series, seed = check_count("series", series), check_count("seed", seed, minimum=0)
     gravitational_constant = check_real("gravitational_constant", gravitational_constant, positive=True)
     drag, spread = check_real("drag", drag, positive=False), check_real("spread", spread, positive=False)
     rng = np.random.default_rng(seed)
-    base = {"position": FIGURE_EIGHT_POSITION if position is None else real_array("position", position, (3, 3)),
-            "velocity": FIGURE_EIGHT_VELOCITY if velocity is None else real_array("velocity", velocity, (3, 3))}
+    base = {name: default if value is None else check_real_array(name, value, (3, 3), finite=True)
+            for name, value, default in (("position", position, FIGURE_EIGHT_POSITION),
+                                         ("velocity", velocity, FIGURE_EIGHT_VELOCITY))}
     initial = {name: np.stack([value] + [value + spread * rng.standard_normal(value.shape) for _ in range(series - 1)])
                for name, value in base.items()}
 

@@ -9,12 +9,16 @@ from .options import (
     FORWARD_ONLY, MAX_STEPS, OPTIONS, Settings, check_callbacks, check_gradient, check_method, check_options,
     check_pairing,
 )
-from .values import check_count, check_dataset, check_fit_tolerance, check_flag, check_fraction, check_real, is_real
+from .values import (
+    check_count, check_dataset, check_fit_tolerance, check_flag, check_fraction, check_real, check_real_array,
+    check_time_array, is_real,
+)
 
 __all__ = [
     "FORWARD_ONLY", "MAX_STEPS", "OPTIONS", "Settings", "check_callbacks", "check_count", "check_dataset",
     "check_declared", "check_derivative",
     "check_fit_tolerance", "check_flag", "check_fraction", "check_gradient", "check_method", "check_options",
-    "check_pairing", "check_params", "check_real", "check_state", "check_tangents", "check_times", "check_tolerance",
+    "check_pairing", "check_params", "check_real", "check_real_array", "check_state", "check_tangents",
+    "check_time_array", "check_times", "check_tolerance",
     "is_real", "untracked_tensors",
 ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+import torch
 import xarray as xr
 
 
@@ -71,3 +73,33 @@ def check_dataset(ds, name: str = "data", dims: tuple[str, ...] = ("series", "ti
     if "time" in dims and "time" not in ds.coords:
         raise ValueError(f"{name} has no 'time' coordinate")
     return ds
+
+
+def check_real_array(name: str, value, shape: tuple[int, ...] | None = None, *, finite: bool = False) -> np.ndarray:
+    """`value` (a number, a sequence, an array or a tensor) as a float64 array of real numbers, of
+    `shape` where given, and `finite` where asked; TypeError or ValueError naming `name` otherwise."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy() if value.dtype != torch.bfloat16 else value.detach().cpu().float().numpy()
+    try:
+        array = None if isinstance(value, (str, bytes)) else np.asarray(value)
+    except ValueError:  # a ragged sequence
+        array = None
+    if array is None or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array of them, got {type(value).__name__} {value!r}")
+    if shape is not None and array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite, got {array.tolist()}")
+    return array.astype(float)
+
+
+def check_time_array(name: str, value, *, minimum: int = 1, increasing: bool = False) -> np.ndarray:
+    """Times: a 1-D float array of at least `minimum` finite values, strictly increasing if asked."""
+    times = check_real_array(name, value)
+    if times.ndim != 1 or len(times) < minimum:
+        raise ValueError(f"{name} must be a 1-D array of at least {minimum} time{'s' if minimum > 1 else ''}, "
+                         f"got shape {times.shape}")
+    if not np.isfinite(times).all() or (increasing and np.any(np.diff(times) <= 0)):
+        order = " and strictly increasing" if increasing else ""
+        raise ValueError(f"{name} must be finite{order}, got {times.tolist()}")
+    return times

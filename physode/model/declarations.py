@@ -9,9 +9,10 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ..checks import check_real_array
 
 
 class State:
@@ -168,18 +169,7 @@ DECLARATIONS = (State, Parameter, Constant, Learned)
 
 def as_values(value, what: str) -> Tensor:
     """A float64 tensor of real numbers from a number, an array or a tensor; TypeError naming `what` otherwise."""
-    if isinstance(value, Tensor):
-        value = value.detach().cpu()
-        if value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"{what} must be real numbers, got a tensor of {value.dtype}")
-        return value.to(torch.float64)
-    try:
-        array = None if isinstance(value, (str, bytes)) else np.asarray(value)
-    except ValueError:  # a ragged sequence
-        array = None
-    if array is None or array.dtype.kind not in "iuf":
-        raise TypeError(f"{what} must be a real number or an array of them, got {type(value).__name__} {value!r}")
-    return torch.as_tensor(array.astype(float), dtype=torch.float64)
+    return torch.from_numpy(check_real_array(what, value))
 
 
 def broadcast_value(value: Tensor, shape: tuple[int, ...], what: str) -> Tensor:

@@ -19,8 +19,8 @@ from ..series import dataset
 from ..solve import SolverError
 from ..series.losses import check_penalty, masked_loss
 from ..training import (
-    FitError, Fingerprint, GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, fingerprint,
-    make_optimizer, train,
+    FitError, Fingerprint, GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, check_run,
+    fingerprint, make_optimizer, train,
 )
 from .estimates import InitialState
 from .report import parameter_report
@@ -115,6 +115,7 @@ def fit(
     """
     penalty = check_penalty(loss)
     check_optimizer(optimizer, extra=("auto", LEAST_SQUARES))
+    check_run(seed, progress, callbacks, resume)
     reference = next(iter(system.parameters()), None)
     dtype = reference.dtype if reference is not None else torch.get_default_dtype()
     device = reference.device if reference is not None else torch.device("cpu")
@@ -330,11 +331,18 @@ def _time_weight(time_weight, times: Tensor) -> Tensor | None:
 def _initial_guess(system, times, observed, initial_state, dtype, device) -> dict[str, Tensor]:
     """system.initial_guess, overridden by `initial_state` where given; (series, *shape) per state."""
     series = next(iter(observed.values())).shape[0]
-    guess = {**system.initial_guess(times, observed), **dataset.as_mapping(initial_state)}
+    given = dataset.as_mapping(initial_state)
+    unknown = sorted(set(given) - set(type(system).states()))
+    if unknown:
+        raise ValueError(f"initial_state names {unknown}, which are not States of {type(system).__name__} "
+                         f"({list(type(system).states())})")
+    guess = {**system.initial_guess(times, observed), **given}
     result = {}
     for name, state in type(system).states().items():
-        value = torch.as_tensor(np.asarray(guess[name].detach().cpu() if isinstance(guess[name], Tensor) else guess[name],
-                                           dtype=float), dtype=dtype, device=device)
+        value = guess[name].detach().cpu().numpy() if isinstance(guess[name], Tensor) else np.asarray(guess[name])
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"the initial value of {name!r} must be real numbers, got {value.dtype}")
+        value = torch.as_tensor(value.astype(float), dtype=dtype, device=device)
         try:
             result[name] = value.expand(series, *state.shape).clone()
         except RuntimeError:

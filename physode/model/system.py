@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
+from ..checks import check_time_array
 from ..odeint import odeint
 from ..series import dataset
 from .declarations import DECLARATIONS, Constant, Learned, Parameter, State, as_values, broadcast_value
@@ -169,7 +170,10 @@ class System(nn.Module, metaclass=_Declarative):
         dtype = reference.dtype if reference is not None else torch.get_default_dtype()
         device = reference.device if reference is not None else None
         initial, series = dataset.initial_state_tensors(self, initial_state, series, dtype, device)
-        times = torch.as_tensor(np.array(t, dtype=float), dtype=dtype, device=device)
+        count = next(iter(initial.values())).shape[0]
+        if series is not None and np.shape(series) != (count,):
+            raise ValueError(f"series must give one label for each of the {count} series, got {np.shape(series)}")
+        times = torch.as_tensor(check_time_array("t", t), dtype=dtype, device=device)
         with torch.no_grad():
             values = self.integrate(initial, times, **solver)
         return dataset.to_dataset(self, times, values, series=series)
@@ -185,8 +189,8 @@ class System(nn.Module, metaclass=_Declarative):
         dataset.validate(observations, self)
         index = dataset.start_indices(self, observations, start)
         starts = dataset.time_coordinate(observations)[index]
-        times = np.asarray(t, dtype=float)
-        if times.ndim != 1 or times.size == 0 or times[0] < starts.max():
+        times = check_time_array("t", t)
+        if times[0] < starts.max():
             raise ValueError(f"t must be 1-D and start at or after every series' start (the latest is {starts.max()})")
         initial = dataset.state_at(self, observations, index, initial_state)
         labels = observations["series"].values

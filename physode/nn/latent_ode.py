@@ -12,12 +12,14 @@ import torch
 import xarray as xr
 from torch import Tensor, nn
 
-from ..checks import check_count, check_fraction, check_real
+from ..checks import check_count, check_fraction, check_real, check_time_array
 from ..grad import GradientMethod
 from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpolation_task, series_variables, subsample
 from ..series.losses import gaussian_log_likelihood, mse
 from ..series.timegrid import integrate_series
-from ..training import GradientUpdate, Loop, TrainingResult, check_optimizer, fingerprint, make_optimizer, train
+from ..training import (
+    GradientUpdate, Loop, TrainingResult, check_optimizer, check_run, fingerprint, make_optimizer, train,
+)
 from .dynamics import LatentDynamics
 from .mlp import MLP
 from .odernn import ODERNN
@@ -177,7 +179,9 @@ class LatentODE(nn.Module):
             raise TypeError(f"kl must be a KLAnnealing, got {type(kl).__name__}")
         if patience is not None and validation is None:
             raise ValueError("patience (early stopping) needs validation data")
+        check_real("min_lr", min_lr, positive=False)
         check_optimizer(optimizer)
+        check_run(seed, progress, callbacks, resume)
         full = self._batch(data)
         split = _split(full)
         fixed = None if resample else subsample(full, fractions[0], generator=torch.Generator().manual_seed(seed))
@@ -218,9 +222,7 @@ class LatentODE(nn.Module):
         """Predict every series of `observations` (series, time, ...; NaN = not observed) at the
         times t from all its observations; a Dataset with the same variables, at the times t."""
         batch = self._batch(observations)
-        times = torch.as_tensor(np.asarray(t, dtype=float), dtype=self.dtype, device=self.device)
-        if times.ndim != 1 or len(times) == 0 or (len(times) > 1 and not bool((times[1:] > times[:-1]).all())):
-            raise ValueError("t must be a non-empty, strictly increasing 1-D array of times")
+        times = torch.as_tensor(check_time_array("t", t, increasing=True), dtype=self.dtype, device=self.device)
         with torch.no_grad():
             predicted = self.predict(batch, times).cpu().numpy()
         variables, offset = {}, 0
@@ -242,6 +244,9 @@ class LatentODE(nn.Module):
             raise TypeError(f"data must be an xarray.Dataset or an IrregularBatch, got {type(data).__name__}")
         if batch.features != self.features:
             raise ValueError(f"the data has {batch.features} features; this LatentODE was built for {self.features}")
+        if batch.series == 0 or len(batch.times) < 2:
+            raise ValueError(f"data must hold at least one series observed at two or more times, got {batch.series} "
+                             f"series and {len(batch.times)} times")
         if not bool(batch.observed.any(dim=1).all()):
             raise ValueError("every series needs at least one observation")
         return batch
