@@ -67,7 +67,7 @@ def fit(
     validation: float | None = None, patience: int | None = None, shooting: int | str | None = "auto",
     continuity: float = 1.0,
     initial_state=None, learn_initial_state: str = "all", progress: bool | None = None,
-    checkpoint: str | os.PathLike | None = None, resume: bool = False, callbacks: Sequence[Callable] = (),
+    checkpoint: str | os.PathLike | None = None, resume: bool | str = False, callbacks: Sequence[Callable] = (),
     seed: int = 0, max_failures: int = 5,
 ) -> FitResult:
     """Fit every free parameter of `system` (physical Parameters, learned terms, and the initial
@@ -104,7 +104,10 @@ def fit(
       "none".
     - `progress`: a progress bar (None: only when stderr is a terminal).
     - `checkpoint`: a file written atomically after every epoch; `resume=True` continues from it
-      exactly where an interrupted fit stopped. A KeyboardInterrupt returns the result so far.
+      exactly where an interrupted fit stopped, if the same fit wrote it (data, model, settings);
+      `resume="force"` continues from it without that test, for fits whose `loss`, `optimizer` or
+      `time_weight` is a lambda or local function, which a checkpoint cannot identify. A
+      KeyboardInterrupt returns the result so far.
     - `callbacks`: called as callback(epoch, logs) after each epoch; a true return stops the fit.
 
     The result says why the fit stopped (`stop_reason`) and how many solves it took (`solves`).

@@ -147,7 +147,7 @@ class LatentODE(nn.Module):
             resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
             optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
             kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
-            patience: int | None = None, checkpoint=None, resume: bool = False, progress: bool | None = None,
+            patience: int | None = None, checkpoint=None, resume: bool | str = False, progress: bool | None = None,
             callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
         observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
