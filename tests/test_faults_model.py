@@ -125,6 +125,44 @@ def test_a_learned_module_given_arguments():
         Learned(torch.nn.Linear(2, 2), 3)
 
 
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"bounds": ("a", "b")}, TypeError, "Parameter bounds must be a real number or an array of them"),
+    ({"bounds": (0.0, 1.0, 2.0)}, ValueError, r"Parameter bounds must have shape \(2,\), got \(3,\)"),
+    ({"bounds": (1.0, 0.0)}, ValueError, r"Parameter bounds must be \(lo, hi\) with lo < hi"),
+    ({"positive": "yes"}, TypeError, "Parameter positive must be True or False, got 'yes'"),
+    ({"fixed": 1}, TypeError, "Parameter fixed must be True or False, got 1"),
+])
+def test_bad_parameter_options(arguments, error, message):
+    with pytest.raises(error, match=message):
+        Parameter(0.5, **arguments)
+
+
+@pytest.mark.parametrize("observed, error, message", [
+    ("x", TypeError, "O.observed must be a tuple of State names, got 'x'"),
+    ((), ValueError, "O.observed names no State; leave it out to observe every State"),
+    (("y",), ValueError, r"O.observed names \['y'\], which are not States"),
+])
+def test_bad_observed_declarations(observed, error, message):
+    with pytest.raises(error, match=message):
+        type("O", (System,), {"x": State(), "observed": observed, "physics": lambda self, t, s: {}})
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"dtype": "float64"}, TypeError, "Decay: dtype must be torch.float32 or torch.float64, got 'float64'"),
+    ({"dtype": torch.float16}, TypeError, "Decay: dtype must be torch.float32 or torch.float64, got torch.float16"),
+    ({"dtype": torch.int64}, TypeError, "Decay: dtype must be torch.float32 or torch.float64"),
+    ({"device": "tpu"}, ValueError, "device 'tpu' is not available here"),
+])
+def test_bad_system_placement(arguments, error, message):
+    with pytest.raises(error, match=message):
+        Decay(**arguments)
+
+
+def test_setting_a_parameter_to_a_string():
+    with pytest.raises(TypeError, match="k must be a real number or an array of them, got str 'slow'"):
+        Decay().k = "slow"
+
+
 # --- the vector field -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("derivative, series, error, message", [
@@ -175,6 +213,11 @@ def test_a_derivative_whose_shape_changes_after_the_first_step():
 def test_simulate_with_bad_times(t, error, message):
     with pytest.raises(error, match=message):
         Decay().simulate({"x": np.ones(3)}, t)
+
+
+def test_extrapolate_from_an_initial_state_of_unknown_states(angles):
+    with pytest.raises(ValueError, match=r"initial_state names \['speed'\], which are not States of DampedPendulum"):
+        DampedPendulum().extrapolate(angles, [2.0, 3.0], initial_state={"speed": [0.0, 0.0]})
 
 
 def test_simulate_with_labels_for_another_number_of_series():

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_real_array
+from ..checks import check_flag, check_real_array
 
 
 class State:
@@ -46,12 +46,13 @@ class Parameter:
     def __init__(self, value, *, shape: Sequence[int] | None = None, positive: bool = False,
                  bounds: tuple[float, float] | None = None, units: str | None = None, fixed: bool = False,
                  description: str = ""):
+        positive, fixed = check_flag("Parameter positive", positive), check_flag("Parameter fixed", fixed)
         if positive and bounds is not None:
             raise ValueError("a Parameter is either positive or bounded, not both")
         if bounds is not None:
-            lo, hi = (float(b) for b in bounds)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(f"Parameter bounds must be finite with lo < hi, got {bounds!r}")
+            lo, hi = check_real_array("Parameter bounds", bounds, (2,), finite=True).tolist()
+            if not lo < hi:
+                raise ValueError(f"Parameter bounds must be (lo, hi) with lo < hi, got {bounds!r}")
             bounds = (lo, hi)
         value = as_values(value, "Parameter value")
         self.value = value if shape is None else broadcast_value(value, _shape(shape, "Parameter shape"), "Parameter value")

@@ -73,7 +73,11 @@ class System(nn.Module, metaclass=_Declarative):
                         found[key][name] = value
         _check_names(cls, found)
         cls._declared = found
+        if cls.observed is not None and (isinstance(cls.observed, str) or not isinstance(cls.observed, Sequence)):
+            raise TypeError(f"{cls.__name__}.observed must be a tuple of State names, got {cls.observed!r}")
         observed = tuple(found["states"]) if cls.observed is None else tuple(cls.observed)
+        if found["states"] and not observed:
+            raise ValueError(f"{cls.__name__}.observed names no State; leave it out to observe every State")
         unknown = [name for name in observed if name not in found["states"]]
         if unknown:
             raise ValueError(f"{cls.__name__}.observed names {unknown}, which are not States ({list(found['states'])})")
@@ -83,6 +87,9 @@ class System(nn.Module, metaclass=_Declarative):
         super().__init__()
         declared = type(self)._declared
         dtype = dtype or (torch.get_default_dtype() if declared["learned"] else torch.float64)
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{type(self).__name__}: dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        device = _device(device)
         if not declared["states"]:
             raise TypeError(f"{type(self).__name__} declares no State")
         if type(self).physics is System.physics and type(self).learned is System.learned:
@@ -228,6 +235,18 @@ def initial_rate(times: Tensor, values: Tensor, fraction: float = 0.1) -> Tensor
     x_mean = (weight * window.nan_to_num()).sum(dim=1, keepdim=True) / total
     spread = (weight * (t - t_mean)).square().sum(dim=1)
     return (weight * (t - t_mean) * (window.nan_to_num() - x_mean)).sum(dim=1) / spread
+
+
+def _device(device) -> torch.device | None:
+    """`device` as a torch.device that exists here, or None; errors name `device`."""
+    if device is None:
+        return None
+    try:
+        placed = torch.device(device)
+        torch.empty(0, device=placed)
+    except (RuntimeError, TypeError, AssertionError) as error:
+        raise ValueError(f"device {device!r} is not available here: {error}") from None
+    return placed
 
 
 RESERVED = frozenset(dir(System)) | {"training"}  # what nn.Module and System already mean by a name
