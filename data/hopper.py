@@ -4,6 +4,7 @@ time series", NeurIPS 2019, section 4), regenerated locally with the `mujoco` pa
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,8 @@ def hopper(
     (unnormalised) Dataset with `qpos` and `qvel` of dims (series, time, joint), time in seconds.
 
     With `cache`, the Dataset is kept as a netCDF4/HDF5 file under `directory` (see
-    `data_directory`, file name from `hopper_path`) and read from there on later calls. Generating
+    `data_directory`, file name from `hopper_path`) and read from there on later calls; a cache file
+    that is unreadable or holds other data is regenerated, with a warning. Generating
     shows a progress bar (`progress`: None, the default, only when stderr is a terminal).
     """
     series, steps, seed = check_count("series", series), check_count("steps", steps), check_count("seed", seed, minimum=0)
@@ -63,12 +65,30 @@ def hopper(
         check_flag("progress", progress)
     path = _path(series, seed, steps, directory)
     if cache and path.exists():
-        return load(path)
+        cached = _cached(path, series, steps)
+        if cached is not None:
+            return cached
     ds = _generate(series, seed, steps, progress)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         save(ds, path)
     return ds
+
+
+def _cached(path: Path, series: int, steps: int) -> xr.Dataset | None:
+    """The data set in the cache file `path`; None, with a warning, if the file is unreadable or holds other data."""
+    try:
+        ds = load(path)
+    except ValueError as error:
+        reason = str(error)
+    else:
+        shapes = {name: ds[name].shape for name in ds.data_vars}
+        if shapes == {"qpos": (series, steps, 7), "qvel": (series, steps, 7)}:
+            return ds
+        reason = f"it holds {shapes}, not qpos and qvel of shape {(series, steps, 7)}"
+    warnings.warn(f"hopper: the cache file {path} is unreadable ({reason}); regenerating it", RuntimeWarning,
+                  stacklevel=3)
+    return None
 
 
 def _generate(series: int, seed: int, steps: int, progress: bool) -> xr.Dataset:

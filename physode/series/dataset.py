@@ -8,6 +8,7 @@ engine); nothing is ever pickled.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 
@@ -17,6 +18,10 @@ import xarray as xr
 from torch import Tensor
 
 from ..checks import check_dataset
+from ..files import FileKind, check_target, open_hdf5, write_atomic
+
+NETCDF = FileKind("a readable netCDF4/HDF5 data set (as written by physode.data.save or xarray's to_netcdf)")
+
 
 
 def validate(ds, system) -> None:
@@ -155,14 +160,23 @@ def state_at(system, ds, index: np.ndarray, initial=None) -> dict[str, np.ndarra
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
-    """Write a Dataset to a netCDF4/HDF5 file through h5py, atomically (a partial file never remains)."""
-    path = os.fspath(path)
-    partial = path + ".partial"
-    ds.to_netcdf(partial, engine="h5netcdf")
-    os.replace(partial, path)
+    """Write a Dataset to a netCDF4/HDF5 file through h5py, atomically: the file is built in memory and
+    replaces `path` only once written in full; a failed write raises OSError naming `path` and leaves
+    the old file as it was."""
+    check_dataset(ds, "ds", dims=())
+    path = check_target("path", path)
+    buffer = io.BytesIO()
+    ds.to_netcdf(buffer, engine="h5netcdf")
+    write_atomic(path, buffer.getbuffer())
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:
-    """Read a Dataset written by `save` (or any netCDF4/HDF5 file) into memory."""
-    with xr.open_dataset(os.fspath(path), engine="h5netcdf") as ds:
+    """Read a Dataset written by `save` (or any self-contained netCDF4/HDF5 file) into memory.
+    FileNotFoundError if there is none; ValueError naming `path` for a file that is not netCDF4/HDF5,
+    is damaged, or reaches outside itself (external links, external storage, virtual datasets)."""
+    with open_hdf5(path, NETCDF) as file, xr.open_dataset(file, engine="h5netcdf", phony_dims="access") as ds:
+        phony = sorted(str(dim) for dim in ds.dims if str(dim).startswith("phony_dim_"))
+        if phony:
+            raise ValueError(f"it is HDF5 but not netCDF4: some of its datasets have axes without dimension scales "
+                             f"(read as {phony})")
         return ds.load()

@@ -19,6 +19,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from ..files import check_target
 from ..solve import SolverError
 from . import store
 from .progress import progress_bar
@@ -131,6 +132,8 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
     update recovers (a halved learning rate, a larger damping); `max_failures` failures in a row
     raise FitError carrying result(run).
     """
+    if checkpoint is not None:
+        check_target("checkpoint", checkpoint)
     generator = torch.Generator().manual_seed(loop.seed)
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
