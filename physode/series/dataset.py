@@ -23,12 +23,14 @@ from ..files import FileKind, check_target, open_hdf5, write_atomic
 NETCDF = FileKind("a readable netCDF4/HDF5 data set (as written by physode.data.save or xarray's to_netcdf)")
 
 
-
 def validate(ds, system) -> None:
     """Raise a ValueError naming the problem if `ds` cannot serve as observations of `system`."""
     name = type(system).__name__
     check_dataset(ds, "observations")
-    time = np.asarray(ds["time"].values, dtype=float)
+    for dim in ("series", "time"):
+        if ds.sizes[dim] == 0:
+            raise ValueError(f"the dataset is empty: its {dim!r} dimension has length 0")
+    time = time_coordinate(ds)
     if not np.all(np.isfinite(time)) or np.any(np.diff(time) <= 0):
         raise ValueError("the dataset's time coordinate must be finite and strictly increasing")
     states = type(system).states()
@@ -46,20 +48,46 @@ def validate(ds, system) -> None:
             raise ValueError(f"variable {state!r} has state shape {shape}; {name}.{state} has shape {states[state].shape}")
     observed_any = np.zeros(ds.sizes["series"], dtype=bool)
     for state in present:
-        values = np.asarray(ds[state].values, dtype=float)
+        values = observed_values(ds, state)
         observed_any |= np.isfinite(values).reshape(values.shape[0], -1).any(axis=1)
     if not observed_any.all():
         empty = ds["series"].values[~observed_any].tolist() if "series" in ds.coords else np.flatnonzero(~observed_any).tolist()
         raise ValueError(f"series {empty} have no observation at all (every value is NaN)")
 
 
+def time_coordinate(ds) -> np.ndarray:
+    """The time coordinate as float64; TypeError for dates and other non-numbers, which physode
+    would otherwise read as nanoseconds or fail on deep inside."""
+    time = ds["time"].values
+    if time.dtype.kind in "mM":
+        raise TypeError(f"the dataset's time coordinate holds {time.dtype} values; physode needs numbers. Convert "
+                        "it, e.g. ds.assign_coords(time=(ds.time - ds.time[0]) / np.timedelta64(1, 's')) for seconds")
+    if time.dtype.kind not in "iuf":
+        raise TypeError(f"the dataset's time coordinate holds {time.dtype} values; physode needs real numbers")
+    return time.astype(float)
+
+
+def observed_values(ds, name: str) -> np.ndarray:
+    """Variable `name` as float64, NaN where not observed; TypeError for non-numbers, ValueError for
+    infinite values (which are neither an observation nor the mark of a missing one)."""
+    values = ds[name].values
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"variable {name!r} holds {values.dtype} values; observations are real numbers "
+                        "(NaN where not observed)")
+    values = values.astype(float)
+    if np.isinf(values).any():
+        raise ValueError(f"variable {name!r} has {int(np.isinf(values).sum())} infinite values; observations "
+                         "must be finite (NaN marks a value that was not observed)")
+    return values
+
+
 def observations(ds, system, dtype: torch.dtype, device=None) -> tuple[Tensor, dict[str, Tensor]]:
     """(times (T,), {observed state: values (series, T, *shape) with NaN where unobserved})."""
     validate(ds, system)
-    times = torch.as_tensor(np.array(ds["time"].values, dtype=float), dtype=dtype, device=device)
+    time = torch.as_tensor(time_coordinate(ds), dtype=dtype, device=device)
     values = {s: torch.as_tensor(np.array(ds[s].values, dtype=float), dtype=dtype, device=device)
               for s in type(system).observed_states}
-    return times, values
+    return time, values
 
 
 def to_dataset(system, times: Tensor, values: Mapping[str, Tensor], *, series=None) -> xr.Dataset:
@@ -99,7 +127,10 @@ def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[
         raise ValueError(f"initial_state lacks {missing}; {type(system).__name__} has states {list(states)}")
     tensors = {}
     for name, state in states.items():
-        value = torch.as_tensor(np.asarray(initial[name], dtype=float), dtype=dtype, device=device)
+        array = initial[name].detach().cpu().numpy() if isinstance(initial[name], Tensor) else np.asarray(initial[name])
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"initial_state[{name!r}] must hold real numbers, got {array.dtype}")
+        value = torch.as_tensor(array.astype(float), dtype=dtype, device=device)
         if tuple(value.shape) == state.shape:
             value = value.unsqueeze(0)
         if tuple(value.shape[1:]) != state.shape:
@@ -113,12 +144,14 @@ def initial_state_tensors(system, initial, series, dtype, device) -> tuple[dict[
     return tensors, series
 
 
-def as_mapping(states) -> dict:
+def as_mapping(states, name: str = "initial_state") -> dict:
     """{state name: values} from a Dataset of states, a mapping, or None (empty)."""
     if states is None:
         return {}
     if isinstance(states, xr.Dataset):
-        return {name: states[name].values for name in states.data_vars}
+        return {key: states[key].values for key in states.data_vars}
+    if not isinstance(states, Mapping):
+        raise TypeError(f"{name} must be a mapping of state names to values, or a Dataset, got {type(states).__name__}")
     return dict(states)
 
 
@@ -143,6 +176,9 @@ def state_at(system, ds, index: np.ndarray, initial=None) -> dict[str, np.ndarra
     """The state of each series at its time index: `initial` where it gives a state (taken as the
     state at that time), else the observed values there."""
     initial = as_mapping(initial)
+    unknown = sorted(set(initial) - set(type(system).states()))
+    if unknown:
+        raise ValueError(f"initial_state names {unknown}, which are not States of {type(system).__name__}")
     series = np.arange(ds.sizes["series"])
     state = {}
     for name in type(system).states():

@@ -5,8 +5,6 @@ checkpoints that resume exactly where an interrupted run stopped."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import os
 import time
@@ -20,13 +18,16 @@ import xarray as xr
 from torch import nn
 
 from ..files import check_target
+from ..checks import check_count, check_flag
 from ..solve import SolverError
 from . import store
+from .fingerprint import Fingerprint
 from .progress import progress_bar
 from .updates import StepFailed, Update
 
 class FitError(RuntimeError):
-    """The fit could not go on (repeated failed updates); `result` holds what it had reached."""
+    """The fit could not go on (repeated failed updates, no finite loss, or a starting point that
+    cannot be integrated); `result` holds what it had reached (None where it could not start)."""
 
     def __init__(self, message: str, result):
         super().__init__(message)
@@ -121,7 +122,18 @@ class Loop:
     device: torch.device | None = None
 
 
-def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str = "",
+def check_run(seed, progress, callbacks, resume) -> None:
+    """The arguments every fit passes to the training loop, checked at the fit's call."""
+    check_count("seed", seed, minimum=0)
+    if progress is not None:
+        check_flag("progress", progress)
+    if callable(callbacks) or not isinstance(callbacks, Sequence) or not all(map(callable, callbacks)):
+        raise TypeError(f"callbacks must be a list of callables callback(epoch, logs), got {callbacks!r}")
+    if not (resume is True or resume is False or resume == "force"):
+        raise ValueError(f"resume must be True, False or 'force', got {resume!r}")
+
+
+def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprint: Fingerprint = Fingerprint(""),
           result: Callable[[Run], object] = lambda run: run):
     """Run `loop` until its update converges, the last epoch, an early stop, or a
     KeyboardInterrupt; return result(run) with the modules set to their best epoch (lowest
@@ -130,16 +142,21 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
     An update that fails (a loss or gradient that is not finite, a failed solve) is skipped with a
     warning: the parameters and the update's state go back to their last good values and the
     update recovers (a halved learning rate, a larger damping); `max_failures` failures in a row
-    raise FitError carrying result(run).
+    raise FitError carrying result(run), and so does a run whose every epoch failed.
+
+    `resume`: True continues from `checkpoint` when it exists and was written by the same fit (the
+    same `fingerprint`); "force" continues from it whatever its fingerprint, for a fit whose
+    settings include callables a checkpoint cannot identify (lambdas, local functions).
     """
+    check_run(loop.seed, loop.progress, loop.callbacks, resume)
     if checkpoint is not None:
         check_target("checkpoint", checkpoint)
     generator = torch.Generator().manual_seed(loop.seed)
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
-        run = _restore(checkpoint, fingerprint, loop, generator)
+        run = _restore(checkpoint, fingerprint, resume, loop, generator)
     bar = progress_bar(loop.epochs, loop.progress, initial=run.epoch)
-    failures = 0
+    failures, last_error = 0, None
     try:
         while run.epoch < loop.epochs and not run.stop_reason:
             started = time.perf_counter()
@@ -152,7 +169,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
                 try:
                     value = loop.update(index, run)
                 except (SolverError, StepFailed, FloatingPointError) as error:
-                    failures += 1
+                    failures, last_error = failures + 1, error
                     _restore_snapshot(snapshot, loop)
                     change = loop.update.recover()
                     warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, {change}",
@@ -204,19 +221,11 @@ def train(loop: Loop, *, checkpoint=None, resume: bool = False, fingerprint: str
         run.stop_reason = "interrupted"
     finally:
         bar.close()
+    if run.epoch and run.stop_reason != "interrupted" and not any(map(math.isfinite, run.history["loss"])):
+        run.stop_reason = "failed"
+        raise FitError(f"fit: none of its {run.epoch} epochs had a finite loss; the last failure: {last_error}. Check "
+                       "the initial parameters and the data, lower lr, or loosen rtol/atol", _finish(run, loop, result))
     return _finish(run, loop, result)
-
-
-def fingerprint(name: str, pieces, settings: dict, module: nn.Module) -> str:
-    """What identifies a fit, so that a checkpoint resumes only the fit that wrote it: a hash of
-    `name`, the data (`pieces`: bytes or arrays, in order), the settings and the parameter shapes."""
-    digest = hashlib.sha256(name.encode())
-    for piece in pieces:
-        digest.update(piece if isinstance(piece, bytes) else np.ascontiguousarray(piece, dtype=float).tobytes())
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for key, parameter in module.named_parameters():
-        digest.update(f"{key}{tuple(parameter.shape)}".encode())
-    return digest.hexdigest()
 
 
 def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
@@ -241,9 +250,9 @@ def _clone(state_dict) -> dict:
     return {k: v.detach().clone() for k, v in state_dict.items()}
 
 
-def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
+def _save(path, fingerprint: Fingerprint, run: Run, loop: Loop, generator) -> None:
     store.save(path, {
-        "fingerprint": fingerprint, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
+        "fingerprint": fingerprint.digest, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
         "history": run.history, "since_best": run.since_best, "best": run.best, "other_bests": run.other_bests,
         "stop_reason": run.stop_reason,
         "modules": [m.state_dict() for m in loop.modules], "optimizer": loop.update.state_dict(),
@@ -251,13 +260,24 @@ def _save(path, fingerprint: str, run: Run, loop: Loop, generator) -> None:
     })
 
 
-def _restore(path, fingerprint: str, loop: Loop, generator) -> Run:
+def _restore(path, fingerprint: Fingerprint, resume: bool | str, loop: Loop, generator) -> Run:
+    """The run saved in the checkpoint at `path`, with the modules, update and generator set from it."""
     saved = store.load(path)
-    if saved["fingerprint"] != fingerprint:
-        raise ValueError(f"the checkpoint {os.fspath(path)} was written by a different fit (other data, model or "
-                         "settings); pass resume=False to start over, or another checkpoint path")
+    path = os.fspath(path)
+    if resume != "force":
+        if fingerprint.unnamed:
+            raise ValueError(f"cannot tell whether the checkpoint {path} was written by this fit: its "
+                             f"{', '.join(fingerprint.unnamed)} is a lambda or local function, which a checkpoint "
+                             "cannot identify. Pass resume='force' to continue from it if the fit is the same, "
+                             "or define the callable at module level")
+        if saved["fingerprint"] != fingerprint.digest:
+            raise ValueError(f"the checkpoint {path} was written by a different fit (other data, model or settings); "
+                             "pass resume=False to start over, or another checkpoint path")
     for module, state_dict in zip(loop.modules, saved["modules"]):
-        module.load_state_dict(state_dict)
+        try:
+            module.load_state_dict(state_dict)
+        except RuntimeError as error:
+            raise ValueError(f"the checkpoint {path} holds parameters of another model: {error}") from None
     loop.update.load_state_dict(saved["optimizer"])
     generator.set_state(saved["generator"])
     return Run(epoch=saved["epoch"], updates=saved["updates"], seconds=saved["seconds"],
