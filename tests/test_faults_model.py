@@ -12,6 +12,7 @@ from physode import MLP, Constant, FitError, Learned, Parameter, State, System
 from physode.datasets import lotka_volterra, pendulum, periodic, three_body
 from physode.nn import LatentODE
 from physode.systems.pendulum import DampedPendulum
+from physode.training import store
 
 
 class Decay(System):
@@ -377,8 +378,16 @@ def test_resuming_a_checkpoint_of_another_model(angles, tmp_path):
         def physics(self, t, s):
             return {"angle": s.angular_velocity, "angular_velocity": -self.length.sum() * s.angle}
 
-    with pytest.raises(ValueError, match=f"the checkpoint {path} holds parameters of another model"):
+    with pytest.raises(ValueError, match=f"the checkpoint {path} holds the state of another model or optimiser"):
         Longer().fit(angles, epochs=2, optimizer="adam", loss=loss, checkpoint=path, resume="force")
+
+
+def test_resuming_from_a_store_file_that_is_not_a_fit(angles, tmp_path):
+    path = tmp_path / "other.h5"
+    store.save(path, {"weights": torch.ones(3)})
+    with pytest.raises(ValueError, match=f"{path} is not a checkpoint of a fit \\(it lacks \\['best', "):
+        DampedPendulum().fit(angles, epochs=1, checkpoint=path, resume=True)
+    assert torch.equal(store.load(path)["weights"], torch.ones(3))
 
 
 # --- LatentODE --------------------------------------------------------------------------------

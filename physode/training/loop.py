@@ -250,6 +250,10 @@ def _clone(state_dict) -> dict:
     return {k: v.detach().clone() for k, v in state_dict.items()}
 
 
+CHECKPOINT_KEYS = frozenset({"fingerprint", "epoch", "updates", "seconds", "history", "since_best", "best",
+                             "other_bests", "stop_reason", "modules", "optimizer", "generator"})
+
+
 def _save(path, fingerprint: Fingerprint, run: Run, loop: Loop, generator) -> None:
     store.save(path, {
         "fingerprint": fingerprint.digest, "epoch": run.epoch, "updates": run.updates, "seconds": run.seconds,
@@ -264,6 +268,10 @@ def _restore(path, fingerprint: Fingerprint, resume: bool | str, loop: Loop, gen
     """The run saved in the checkpoint at `path`, with the modules, update and generator set from it."""
     saved = store.load(path)
     path = os.fspath(path)
+    missing = sorted(CHECKPOINT_KEYS - set(saved)) if isinstance(saved, dict) else sorted(CHECKPOINT_KEYS)
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of a fit (it lacks {missing}); delete it or pass resume=False "
+                         "to start over")
     if resume != "force":
         if fingerprint.unnamed:
             raise ValueError(f"cannot tell whether the checkpoint {path} was written by this fit: its "
@@ -273,13 +281,15 @@ def _restore(path, fingerprint: Fingerprint, resume: bool | str, loop: Loop, gen
         if saved["fingerprint"] != fingerprint.digest:
             raise ValueError(f"the checkpoint {path} was written by a different fit (other data, model or settings); "
                              "pass resume=False to start over, or another checkpoint path")
-    for module, state_dict in zip(loop.modules, saved["modules"]):
-        try:
+    try:
+        if len(saved["modules"]) != len(loop.modules):
+            raise ValueError(f"{len(saved['modules'])} modules, this fit has {len(loop.modules)}")
+        for module, state_dict in zip(loop.modules, saved["modules"]):
             module.load_state_dict(state_dict)
-        except RuntimeError as error:
-            raise ValueError(f"the checkpoint {path} holds parameters of another model: {error}") from None
-    loop.update.load_state_dict(saved["optimizer"])
-    generator.set_state(saved["generator"])
+        loop.update.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"the checkpoint {path} holds the state of another model or optimiser: {error}") from None
     return Run(epoch=saved["epoch"], updates=saved["updates"], seconds=saved["seconds"],
                history={k: list(v) for k, v in saved["history"].items()}, best=saved["best"],
                since_best=saved["since_best"], other_bests=saved["other_bests"],
