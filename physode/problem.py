@@ -10,13 +10,13 @@ import torch
 from torch import Tensor
 
 from .checks import (
-    check_callbacks, check_declared, check_derivative, check_gradient, check_method, check_options, check_pairing,
-    check_params, check_state, check_times, check_tolerance,
+    check_callbacks, check_declared, check_gradient, check_method, check_options, check_pairing, check_params,
+    check_precision, check_state, check_times, check_tolerance,
 )
 from .grad import GradientMethod, Problem
 from .solve import (
     Callbacks, CompiledStepper, CountedFunc, SolverError, StateLayout, StateTensors, Stats, Stops, Tolerance, aside, make_stepper,
-    rms,
+    resolvable_rtol, rms,
 )
 
 
@@ -38,11 +38,14 @@ def setup(
     layout = StateLayout(y0)
     flat_y0 = layout.flatten(y0)
     times = check_times(t, flat_y0)
-    tolerance = Tolerance(check_tolerance("rtol", rtol, layout, flat_y0), check_tolerance("atol", atol, layout, flat_y0),
-                          _norm(settings.norm, layout))
+    check_precision(flat_y0.dtype, settings.controller)
+    rtol = check_tolerance("rtol", rtol, layout, flat_y0)
+    if settings.controller.adaptive:
+        rtol = resolvable_rtol(rtol, flat_y0.dtype)
+    tolerance = Tolerance(rtol, check_tolerance("atol", atol, layout, flat_y0), _norm(settings.norm, layout))
     stepper = make_stepper(method, flat_y0.dtype, flat_y0.device, **settings.method_options)
     if settings.compile is not None:
-        stepper = CompiledStepper(stepper, settings.compile, flat_y0.device, tolerance)
+        stepper = CompiledStepper(stepper, settings.compile, flat_y0.device, tolerance, layout)
     strategy = settings.gradient
     check_pairing(stepper, settings.controller, strategy)
     params = check_params(func, params)
@@ -53,16 +56,12 @@ def setup(
     if strategy.needs_params:
         # The method differentiates only `params`: evaluate with detached arguments so that a func
         # closing over y0, t or any other tensor that requires grad is caught here.
-        detached = layout.unflatten(flat_y0.detach())
-        f0 = func(start.detach(), detached)
-        check_derivative(f0, detached, layout)
+        f0 = layout.derivative(func(start.detach(), layout.unflatten(flat_y0.detach())), start)
         if declared and torch.is_grad_enabled():
             check_declared(f0, params, strategy)
-        f0 = f0.detach() if isinstance(f0, Tensor) else tuple(f.detach() for f in f0)
+        f0 = f0.detach()
     else:
-        f0 = func(start, y0)
-        check_derivative(f0, y0, layout)
-    f0 = layout.flatten(f0)
+        f0 = layout.derivative(func(start, y0), start)
     if not bool(torch.isfinite(f0).all()):
         raise SolverError("non-finite derivative func(t0, y0)", times[0].item(), 0)
 

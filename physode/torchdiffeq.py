@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .odeint import odeint as _physode_odeint
-from .checks import FORWARD_ONLY
+from .checks import FORWARD_ONLY, check_params
 from .events import odeint_event as _odeint_event
 from .grad import ACA, Adjoint, Direct, GradientMethod
 from .solve import StateTensors
@@ -47,7 +47,7 @@ def odeint_adjoint(
     adjoint_settings = {"rtol": adjoint_rtol, "atol": adjoint_atol, "method": adjoint_method, "options": adjoint_options}
     if gradient == "adjoint":
         if adjoint_method is not None:
-            adjoint_settings["method"] = METHODS.get(adjoint_method, adjoint_method)
+            adjoint_settings["method"] = _method(adjoint_method)
         strategy: GradientMethod = Adjoint(**adjoint_settings)
     elif gradient == "aca":
         given = sorted(f"adjoint_{key}" for key, value in adjoint_settings.items() if value is not None)
@@ -57,7 +57,7 @@ def odeint_adjoint(
         strategy = ACA()
     else:
         raise ValueError(f"gradient must be 'aca' or 'adjoint', got {gradient!r}")
-    return _solve(func, y0, t, rtol, atol, method, options, event_fn, strategy, adjoint_params)
+    return _solve(func, y0, t, rtol, atol, method, options, event_fn, strategy, _adjoint_params(func, adjoint_params))
 
 
 def odeint_event(
@@ -67,17 +67,29 @@ def odeint_event(
     """torchdiffeq.odeint_event: (event_t, states at [t0, event_t]), the event time and the final
     state differentiable with respect to y0, t0 and func's parameters (implicit function theorem)."""
     gradient = ACA() if odeint_interface is odeint_adjoint else Direct()
-    params = kwargs.pop("adjoint_params", None)
-    method = kwargs.pop("method", None)
-    method = METHODS.get(method, method or "dopri5")
+    params = _adjoint_params(func, kwargs.pop("adjoint_params", None))
+    method = _method(kwargs.pop("method", None))
     options = _options(kwargs.pop("options", None), y0, method)
     return _odeint_event(func, y0, t0, event_fn=event_fn, reverse_time=reverse_time, gradient=gradient,
                          method=method, options=options, params=params,
                          rtol=kwargs.pop("rtol", 1e-7), atol=kwargs.pop("atol", 1e-9), **kwargs)
 
 
+def _method(method):
+    """physode's name for torchdiffeq's method (None: dopri5); a value of another type is left for
+    physode's check."""
+    if method is None:
+        return "dopri5"
+    return METHODS.get(method, method) if isinstance(method, str) else method
+
+
+def _adjoint_params(func: Callable, params: Sequence[Tensor] | None) -> tuple[Tensor, ...] | None:
+    """adjoint_params checked under their own name (None: func's parameters)."""
+    return None if params is None else check_params(func, params, "adjoint_params")
+
+
 def _solve(func, y0, t, rtol, atol, method, options, event_fn, gradient, params):
-    method = METHODS.get(method, method or "dopri5")
+    method = _method(method)
     return _physode_odeint(func, y0, t, rtol=rtol, atol=atol, method=method, options=_options(options, y0, method),
                          gradient=gradient, params=params, event_fn=event_fn)
 

@@ -57,7 +57,7 @@ def test_adjoint_options_reach_the_backward_solve_and_callbacks_both_passes():
     field = Field()
     _gradient(field, Adjoint())
     assert field.counts["step"] > 0 and field.counts["step_adjoint"] > 0
-    with pytest.raises(AssertionError, match="max_num_steps exceeded"):
+    with pytest.raises(physode.SolverError, match="backward pass of gradient=.adjoint.: max_num_steps exceeded"):
         _gradient(field, Adjoint(options={"max_num_steps": 2}))
     with pytest.raises(ValueError, match="seminorm=True sets the backward norm"):
         Adjoint(seminorm=True, options={"norm": lambda x: x.abs().max()})

@@ -2,7 +2,7 @@
 ValueError, and the message names the argument and what was expected."""
 
 from .arguments import (
-    check_declared, check_derivative, check_params, check_state, check_tangents, check_times, check_tolerance,
+    check_declared, check_params, check_precision, check_state, check_tangents, check_times, check_tolerance,
     untracked_tensors,
 )
 from .options import (
@@ -16,9 +16,10 @@ from .values import (
 
 __all__ = [
     "FORWARD_ONLY", "MAX_STEPS", "OPTIONS", "Settings", "check_callbacks", "check_count", "check_dataset",
-    "check_declared", "check_derivative",
+    "check_declared",
     "check_fit_tolerance", "check_flag", "check_fraction", "check_gradient", "check_method", "check_options",
-    "check_pairing", "check_params", "check_real", "check_real_array", "check_state", "check_tangents",
+    "check_pairing", "check_params", "check_precision", "check_real", "check_real_array", "check_state",
+    "check_tangents",
     "check_time_array", "check_times", "check_tolerance",
     "is_real", "untracked_tensors",
 ]

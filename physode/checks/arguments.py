@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
 from ..grad import GradientMethod
-from ..solve import StateLayout, StateTensors
+from ..solve import Controller, StateLayout, StateTensors
 
 
 def check_state(y0) -> StateTensors:
@@ -24,7 +24,9 @@ def check_state(y0) -> StateTensors:
         raise TypeError(f"y0 must be a tensor or a tuple of tensors, got {type(y0).__name__}")
     for p in pieces:
         if not p.is_floating_point():
-            raise TypeError(f"y0 must have a floating dtype such as torch.float32 or torch.float64, got {p.dtype}")
+            complex_hint = "; solve a complex state as its real and imaginary parts, torch.view_as_real(y0)"
+            raise TypeError(f"y0 must have a floating dtype such as torch.float32 or torch.float64, got {p.dtype}"
+                            f"{complex_hint if p.is_complex() else ''}")
     if len({p.dtype for p in pieces}) > 1 or len({p.device for p in pieces}) > 1:
         found = ", ".join(f"{p.dtype} on {p.device}" for p in pieces)
         raise TypeError(f"the tensors of y0 must share one dtype and device, got {found}")
@@ -33,6 +35,19 @@ def check_state(y0) -> StateTensors:
     if not all(bool(torch.isfinite(p).all()) for p in pieces):
         raise ValueError("y0 contains NaN or infinite values")
     return y0 if isinstance(y0, Tensor) else tuple(pieces)
+
+
+ADAPTIVE_DTYPES = (torch.float32, torch.float64)
+
+
+def check_precision(dtype: torch.dtype, controller: Controller) -> None:
+    """Adaptive steps need y0 in float32 or float64: in half precision the weighted error norm
+    overflows (float16's largest number is 65504) and round-off exceeds any useful tolerance
+    (bfloat16 resolves 0.4%); fixed steps take any floating dtype."""
+    if controller.adaptive and dtype not in ADAPTIVE_DTYPES:
+        raise TypeError(f"y0 has dtype {dtype}, too coarse for adaptive step-size control: use y0 in torch.float32 "
+                        "or torch.float64, or fixed steps (options={'step_size': h}, or a fixed-step method such as "
+                        "rk4 on the output times)")
 
 
 def check_times(t, like: Tensor) -> Tensor:
@@ -86,44 +101,21 @@ def _tolerance_tensor(name: str, tol, shape, like: Tensor) -> Tensor:
         raise ValueError(f"{name} of shape {tuple(tol.shape)} does not broadcast to the state's shape {tuple(shape)}") from error
 
 
-def check_params(func: Callable, params) -> tuple[Tensor, ...]:
-    """The tensors whose gradients are wanted, each once: `params`, else the parameters of func's nn.Module."""
+def check_params(func: Callable, params, name: str = "params") -> tuple[Tensor, ...]:
+    """The tensors whose gradients are wanted, each once: `params` (the argument `name`), else the
+    parameters of func's nn.Module."""
     if params is not None:
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{name} must be a sequence of tensors such as (weight, bias), got {type(params).__name__}")
         params = tuple(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"params[{i}] must be a tensor, got {type(p).__name__}")
+                raise TypeError(f"{name}[{i}] must be a tensor, got {type(p).__name__}")
     else:
         module = func if isinstance(func, nn.Module) else getattr(func, "__self__", None)
         params = tuple(module.parameters()) if isinstance(module, nn.Module) else ()
     unique = {id(p): p for p in params if p.requires_grad}
     return tuple(unique.values())
-
-
-def check_derivative(f0, y0: StateTensors, layout: StateLayout) -> None:
-    """func(t0, y0) must match the state: same structure, shapes and dtype."""
-    if layout.is_tuple:
-        if not (isinstance(f0, (tuple, list)) and len(f0) == len(y0)):
-            raise TypeError(f"func must return a tuple of {len(y0)} tensors like y0, got {_describe(f0)}")
-        pairs = list(zip(f0, y0))
-    else:
-        pairs = [(f0, y0)]
-    for i, (f, y) in enumerate(pairs):
-        where = f"[{i}]" if layout.is_tuple else ""
-        if not isinstance(f, Tensor):
-            raise TypeError(f"func must return a tensor like y0{where}, got {_describe(f)}")
-        if f.shape != y.shape:
-            raise ValueError(f"func returned shape {tuple(f.shape)} but y0{where} has shape {tuple(y.shape)}")
-        if f.dtype != y.dtype:
-            raise TypeError(f"func returned dtype {f.dtype} but y0{where} has dtype {y.dtype}")
-        if f.device != y.device:
-            raise ValueError(f"func returned a tensor on {f.device} but y0{where} is on {y.device}")
-
-
-def _describe(x) -> str:
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of {len(x)}"
-    return type(x).__name__
 
 
 def untracked_tensors(output: Tensor, known: list[Tensor]) -> list[Tensor]:

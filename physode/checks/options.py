@@ -83,6 +83,8 @@ FORWARD_ONLY = "scipy_solver"  # scipy.integrate.solve_ivp: odeint and solve onl
 
 def check_method(method: str) -> str:
     """A method of the registry (`FORWARD_ONLY` is dispatched before this check, by odeint and solve only)."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name, a string such as 'dopri5', got {type(method).__name__}")
     if method == FORWARD_ONLY:
         raise ValueError(f"method={FORWARD_ONLY!r} runs scipy.integrate.solve_ivp: it solves forward through "
                          "physode.odeint and physode.solve only, with no gradients or sensitivities; use a physode "
@@ -98,8 +100,12 @@ def check_gradient(gradient: str | GradientMethod) -> GradientMethod:
         if gradient not in GRADIENTS:
             raise ValueError(f"unknown gradient {gradient!r}; valid gradients are {', '.join(sorted(GRADIENTS))}")
         return GRADIENTS[gradient]
-    if not all(callable(getattr(gradient, key, None)) for key in ("solve", "check")):
-        raise TypeError(f"gradient must be one of {sorted(GRADIENTS)} or a GradientMethod such as ACA(), got {gradient!r}")
+    if isinstance(gradient, type):
+        raise TypeError(f"gradient must be a GradientMethod value such as ACA(), got the class {gradient.__name__}")
+    if not (isinstance(getattr(gradient, "name", None), str)
+            and all(callable(getattr(gradient, key, None)) for key in ("solve", "check"))):
+        raise TypeError(f"gradient must be one of {sorted(GRADIENTS)} or a GradientMethod such as ACA() (with a name, "
+                        f"check and solve), got {gradient!r}")
     return gradient
 
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import Tensor
+import torchdiffeq
 from torchdiffeq import odeint_adjoint
 
-from ..solve import FIXED_STEP_METHODS, Callbacks, ConstantStep, GridSteps, PIController, Stepper
+from ..solve import (
+    FIXED_STEP_METHODS, Callbacks, ConstantStep, GridSteps, PIController, SolverError, Stepper, resolvable_rtol,
+)
 from .base import Problem
+
+_TORCHDIFFEQ = str(Path(torchdiffeq.__file__).resolve().parent)
 
 # physode method name -> torchdiffeq's name for the same tableau.
 TORCHDIFFEQ_METHODS = {
@@ -59,8 +65,9 @@ class Adjoint:
     def __post_init__(self):
         for key in ("rtol", "atol"):
             value = getattr(self, key)
-            if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                                          and math.isfinite(value) and value > 0):
+            if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+                raise TypeError(f"Adjoint {key} must be a positive number or None, got {type(value).__name__}")
+            if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"Adjoint {key} must be a positive number or None, got {value!r}")
         if self.method is not None and self.method not in ADAPTIVE_METHODS:
             raise ValueError(f"Adjoint method must be one of {ADAPTIVE_METHODS} or None, got {self.method!r}")
@@ -123,13 +130,17 @@ class Adjoint:
             adjoint_options.update(self.options)
         if self.seminorm:
             adjoint_options = {**(adjoint_options or {}), "norm": "seminorm"}
-        ys = odeint_adjoint(
-            _WithCallbacks(p.func, p.callbacks), p.y0, p.times, rtol=p.tolerance.rtol, atol=p.tolerance.atol,
-            method=TORCHDIFFEQ_METHODS[method], options=options, adjoint_params=p.params, adjoint_rtol=self.rtol,
-            adjoint_atol=self.atol, adjoint_method=None if self.method is None else TORCHDIFFEQ_METHODS[self.method],
-            adjoint_options=adjoint_options,
-        )
-        return _EnterBackward.apply(ys, p.func)
+        adjoint_rtol = None if self.rtol is None else resolvable_rtol(self.rtol, p.y0.dtype, "Adjoint rtol")
+        adjoint_method = None if self.method is None else TORCHDIFFEQ_METHODS[self.method]
+
+        def run(y0: Tensor, times: Tensor) -> Tensor:
+            return odeint_adjoint(
+                _WithCallbacks(p.func, p.callbacks), y0, times, rtol=p.tolerance.rtol, atol=p.tolerance.atol,
+                method=TORCHDIFFEQ_METHODS[method], options=options, adjoint_params=p.params, adjoint_rtol=adjoint_rtol,
+                adjoint_atol=self.atol, adjoint_method=adjoint_method, adjoint_options=adjoint_options,
+            )
+
+        return _Boundary.apply(run, p.func, p.y0, p.times, *p.params)
 
 
 class _WithCallbacks:
@@ -144,15 +155,40 @@ class _WithCallbacks:
         return self.func(t, y)
 
 
-class _EnterBackward(torch.autograd.Function):
-    """Identity whose backward switches the function counter to the backward pass."""
+class _Boundary(torch.autograd.Function):
+    """torchdiffeq's adjoint, run(y0, times), as one node whose forward and backward run its passes
+    inside them: torchdiffeq's failures, which it asserts, are raised as SolverError in either
+    pass, and the function counter switches to the backward pass as it starts."""
 
     @staticmethod
-    def forward(ctx, ys: Tensor, func) -> Tensor:
-        ctx.func = func
-        return ys.view_as(ys)
+    def forward(ctx, run, func, y0: Tensor, times: Tensor, *params: Tensor) -> Tensor:
+        inputs = tuple(x.detach().requires_grad_(x.requires_grad) for x in (y0, times))
+        with torch.enable_grad():
+            ys = _stopped("forward", run, *inputs)
+        ctx.func, ctx.ys, ctx.inputs = func, ys, (*inputs, *params)
+        return ys.detach()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         ctx.func.backward = True
-        return grad, None
+        wanted = [x for x in ctx.inputs if x.requires_grad]
+        grads = iter(_stopped("backward", torch.autograd.grad, ctx.ys, wanted, grad, retain_graph=True,
+                              create_graph=torch.is_grad_enabled(), allow_unused=True) if wanted else ())
+        return (None, None, *(next(grads) if x.requires_grad else None for x in ctx.inputs))
+
+
+def _stopped(which: str, call, *args, **kwargs):
+    """call(*args, **kwargs), with an assertion that fails inside torchdiffeq raised as SolverError
+    (torchdiffeq asserts its step count, step size and state; it does not say the time)."""
+    try:
+        return call(*args, **kwargs)
+    except AssertionError as error:
+        frame = error.__traceback__
+        while frame.tb_next is not None:
+            frame = frame.tb_next
+        if not frame.tb_frame.f_code.co_filename.startswith(_TORCHDIFFEQ):
+            raise
+        reason = str(error).split("\n")[0][:120]
+        raise SolverError(f"torchdiffeq's solver stopped in the {which} pass of gradient='adjoint': {reason}", None,
+                          None, hint="raise options['max_steps'], change rtol/atol (or Adjoint's), or use "
+                                     "gradient='aca'") from error

@@ -7,7 +7,10 @@ from .callbacks import Callbacks
 from .clock import Clock, Node, Span, Stops, aside
 from .compiled import SETTINGS as COMPILE_SETTINGS
 from .compiled import CompiledStepper
-from .control import ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, rms
+from .control import (
+    ConstantStep, Controller, GridSteps, IController, PIController, Tolerance, Trial, check_setting, resolvable_rtol,
+    rms,
+)
 from .errors import SolverError, caller_stacklevel
 from .layout import StateLayout, StateTensors
 from .loop import LAND_TOLERANCE, Outputs, attempt, integrate
@@ -21,5 +24,6 @@ __all__ = [
     "CALLBACKS", "COMPILE_SETTINGS", "FIXED_STEP_METHODS", "LAND_TOLERANCE", "METHODS", "REGISTRY", "TABLEAUS", "AsynchronousLeapfrog", "ButcherTableau", "Callbacks", "Clock", "CompiledStepper",
     "ConstantStep", "Controller", "CountedFunc", "GridSteps", "DenseOutput", "IController", "Method", "Node", "Outputs", "PIController",
     "Reversible", "RungeKutta", "SolverError", "Span", "Stops", "StateLayout", "StateTensors", "Stats", "StepRecord", "Stepper",
-    "Tolerance", "Trial", "aside", "attempt", "caller_stacklevel", "check_setting", "integrate", "make_stepper", "rms",
+    "Tolerance", "Trial", "aside", "attempt", "caller_stacklevel", "check_setting", "integrate", "make_stepper",
+    "resolvable_rtol", "rms",
 ]

@@ -23,6 +23,7 @@ from torch._dynamo.utils import counters
 from .clock import Span
 from .control import Tolerance, WeightedNorm
 from .errors import caller_stacklevel
+from .layout import StateLayout
 from .stats import CountedFunc
 
 SETTINGS = ("mode", "backend")  # the keyword arguments of torch.compile that options['compile'] may set
@@ -157,10 +158,13 @@ class CompiledStepper:
     """A Runge-Kutta stepper whose full steps run compiled with their error ratio under `tolerance`
     (see the module's docstring), which `error` then returns for the same step; everything else is
     the stepper's own. A func that is not the solve's counted vector field (the tangent sweep's
-    linearised func) steps eagerly, and an error under another norm is computed eagerly."""
+    linearised func) steps eagerly, and an error under another norm is computed eagerly. For a
+    tensor state the graph holds the user's func itself, and the stages are checked after it
+    against the `layout` (StateLayout.derivative); a tuple state's checks are in its graph."""
 
-    def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device, tolerance: Tolerance):
-        self.stepper, self.tolerance = stepper, tolerance
+    def __init__(self, stepper, settings: tuple[tuple[str, str], ...], device: torch.device, tolerance: Tolerance,
+                 layout: StateLayout):
+        self.stepper, self.tolerance, self.layout = stepper, tolerance, layout
         self._step = _graphs(_step, settings, device.type)
         # CUDA graphs write every replay's outputs into the same memory: a step's are copied out
         # before the next step replays, since the loop keeps them (outputs, stored states)
@@ -177,8 +181,14 @@ class CompiledStepper:
         tolerance = self.tolerance if full and self.stepper.adaptive and not func.backward else None
         variant = (torch.is_grad_enabled(), carry is None, full, tolerance is None, y.shape, y.dtype, y.requires_grad,
                    span.t0.requires_grad)
-        y1, ks, error = self._step(func.func, variant, self.stepper, func.func, span, y, carry, full, tolerance)
+        # what is learnt of a func is kept for the user's func, which every solve wraps anew
+        user_func = func.func.__wrapped__
+        traced = func.func if self.layout.is_tuple else user_func
+        y1, ks, error = self._step(user_func, variant, self.stepper, traced, span, y, carry, full, tolerance)
         func.count(len(ks) - (carry is not None))
+        if not self.layout.is_tuple:
+            for k in ks:
+                self.layout.derivative(k, span.t0)
         if self._copy:
             y1, ks, error = y1.clone(), [k.clone() for k in ks], None if error is None else error.clone()
         self._estimate = None if error is None else (ks, y1, error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from .errors import SolverError
+from .errors import SolverError, caller_stacklevel
 
 
 def rms(x: Tensor) -> Tensor:
@@ -85,7 +86,31 @@ def initial_step(
     return h
 
 
-_HUGE_DERIVATIVE = "the derivative at t0 is too large for any step (check the parameters and the initial state)"
+_HUGE_DERIVATIVE = ("the derivative at t0 is too large for any step, or its ratio to atol + rtol |y0| overflows the "
+                    "dtype (check the parameters, the initial state and atol)")
+
+
+def resolvable_rtol(rtol: float | Tensor, dtype: torch.dtype, name: str = "rtol") -> float | Tensor:
+    """rtol raised, with a warning naming it as `name`, to half the machine epsilon of dtype, the
+    smallest relative change dtype resolves. Below it the error estimate is mostly round-off and
+    the steps shrink until max_steps; at it, step counts follow the method's order."""
+    floor = torch.finfo(dtype).eps / 2
+    low = bool((rtol < floor).any()) if isinstance(rtol, Tensor) else rtol < floor
+    if not low:
+        return rtol
+    given = f"{name} has values" if isinstance(rtol, Tensor) else f"{name}={rtol:.3g} is"
+    warnings.warn(f"{given} below what {dtype} resolves; raised to its floor {floor:.3g} (half the machine "
+                  f"epsilon of {dtype})", stacklevel=caller_stacklevel())
+    return rtol.clamp(min=floor) if isinstance(rtol, Tensor) else floor
+
+
+def check_resolved(h: float, name: str, t0: float, direction: float, length: float, dtype: torch.dtype) -> None:
+    """Raise SolverError when steps of size h (`name`) are below the resolution of the times of the
+    span in dtype (4 eps |t|, the bound of a rejected step's underflow): they would not move t."""
+    far = max(abs(t0), abs(t0 + direction * length))
+    if h < 4 * torch.finfo(dtype).eps * far:
+        raise SolverError("step size underflow", t0, 0,
+                          hint=f"{name} {h:.3g} is below the resolution of t near {far:.3g} in {dtype}")
 
 
 class Trial(NamedTuple):
@@ -205,6 +230,7 @@ class PIController:
                              f"got {self.min_factor!r} and {self.accepted_min_factor!r}")
 
     def init(self, func, t0, y0, f0, direction, length, q, tolerance):
+        check_resolved(self.max_step, "max_step", t0, direction, length, y0.dtype)
         if self.first_step is not None:
             h = self.first_step
         else:
@@ -222,6 +248,9 @@ class PIController:
             finite = math.isfinite(err)
             factor = min(1.0, max(self.min_factor, self.safety * err ** (-1.0 / q))) if finite else self.min_factor
             h = trial.h * factor
+            if trial.h <= self.min_step:  # only a non-finite error rejects a step this small
+                raise SolverError("non-finite state", trial.t0, trial.steps,
+                                  hint=f"the step of {trial.h:.3g} is at min_step and may not shrink")
             if h < 4 * state.eps * max(trial.t_scale, state.eps * state.length):
                 raise SolverError("step size underflow" if finite else "non-finite state", trial.t0, trial.steps,
                                   hint=f"step size shrank to {h:.3g}; the problem may be stiff or the vector field "
@@ -262,6 +291,7 @@ class ConstantStep:
         check_setting("h", self.h, "ConstantStep h")
 
     def init(self, func, t0, y0, f0, direction, length, q, tolerance):
+        check_resolved(self.h, "step size", t0, direction, length, y0.dtype)
         return float(self.h), None
 
     def adapt(self, state: None, trial: Trial) -> tuple[bool, float, None]:

@@ -7,14 +7,15 @@ from pathlib import Path
 
 
 class SolverError(RuntimeError):
-    """The integration stopped: `reason` says why, at time `t` after `step` accepted steps.
+    """The integration stopped: `reason` says why, at time `t` after `step` accepted steps (None
+    where the solver that stopped, torchdiffeq's, does not say).
 
     Raised for a non-finite state, a step size that underflowed, or more than `max_steps` steps.
     """
 
-    def __init__(self, reason: str, t: float, step: int, hint: str = ""):
+    def __init__(self, reason: str, t: float | None, step: int | None, hint: str = ""):
         self.reason, self.t, self.step = reason, t, step
-        message = f"{reason} at t={t:.10g} after {step} accepted steps"
+        message = reason if t is None else f"{reason} at t={t:.10g} after {step} accepted steps"
         super().__init__(f"{message}; {hint}" if hint else message)
 
 

@@ -82,6 +82,9 @@ def integrate(
     direction = 1.0 if anchors[-1] > anchors[0] else -1.0
     length = abs(anchors[-1] - anchors[0])
     h, state = controller.init(func, anchors[0], y0, f0, direction, length, stepper.error_order, tolerance)
+    if not controller.adaptive and length > max_steps * h:
+        raise SolverError("max_steps exceeded", anchors[0], 0, hint=f"steps of {h:.3g} from t={anchors[0]:.10g} to "
+                          f"{anchors[-1]:.10g} are more than options['max_steps'] ({max_steps}): raise it or the step")
     t, y, f = anchors[0], y0, f0
     if keep is not None:
         keep(0, y, stepper.state_carry(f))
