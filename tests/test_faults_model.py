@@ -2,6 +2,9 @@
 Each case asserts the exception type and that the message names the argument."""
 
 import math
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -380,6 +383,41 @@ def test_resuming_a_checkpoint_of_another_model(angles, tmp_path):
 
     with pytest.raises(ValueError, match=f"the checkpoint {path} holds the state of another model or optimiser"):
         Longer().fit(angles, epochs=2, optimizer="adam", loss=loss, checkpoint=path, resume="force")
+
+
+KILLED_FIT = """
+import sys, time
+import numpy as np
+from physode.datasets import pendulum
+from physode.systems.pendulum import DampedPendulum
+
+def stop_here(epoch, logs):
+    if epoch == 3:
+        print("epoch 3", flush=True)
+        time.sleep(60)
+
+data = pendulum(angle=(1.0, 0.5), angular_velocity=(0.0, 0.0), t=np.linspace(0.0, 2.0, 21))
+DampedPendulum().fit(data, epochs=5, optimizer="adam", checkpoint=sys.argv[1], callbacks=[stop_here])
+"""
+
+
+@pytest.mark.slow
+def test_a_fit_killed_with_sigkill_resumes_exactly(angles, tmp_path):
+    path = tmp_path / "fit.h5"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_FIT, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "epoch 3\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    saved = store.load(path)
+    assert saved["epoch"] == 2  # written after epoch 2; the kill came in epoch 3, before its checkpoint
+    resumed = DampedPendulum().fit(angles, epochs=5, optimizer="adam", checkpoint=path, resume=True)
+    assert resumed.history.seconds.values[:2].tolist() == saved["history"]["seconds"]  # taken over, not rerun
+    whole = DampedPendulum().fit(angles, epochs=5, optimizer="adam")
+    np.testing.assert_allclose(resumed.history.loss.values, whole.history.loss.values, rtol=1e-12)
+    np.testing.assert_allclose(resumed.parameters["length"], whole.parameters["length"], rtol=1e-12)
 
 
 def test_resuming_from_a_store_file_that_is_not_a_fit(angles, tmp_path):
