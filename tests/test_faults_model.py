@@ -404,7 +404,8 @@ DampedPendulum().fit(data, epochs=5, optimizer="adam", checkpoint=sys.argv[1], c
 @pytest.mark.slow
 def test_a_fit_killed_with_sigkill_resumes_exactly(angles, tmp_path):
     path = tmp_path / "fit.h5"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_FIT, str(path)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_FIT, str(path)], stdout=subprocess.PIPE, text=True,
+                             cwd=tmp_path)  # the installed physode, not the source tree's directory
     try:
         assert child.stdout.readline() == "epoch 3\n"
     finally:
