@@ -110,6 +110,31 @@ def test_interpolation_and_extrapolation_tasks():
         extrapolation_task(batch, split=2.0)
 
 
+def entries(batch: IrregularBatch) -> dict:
+    """{(series, time, feature): value} of the observed entries."""
+    mask = batch.mask.numpy().astype(bool)
+    return {(i, float(batch.times[j]), k): float(batch.values[i, j, k]) for i, j, k in zip(*np.nonzero(mask))}
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 1.0])
+def test_the_unobserved_points_of_an_interpolation_task(fraction):
+    batch = IrregularBatch.from_series([np.linspace(0, 1, 7), np.linspace(0.05, 1.5, 9)],
+                                       [np.random.randn(7, 2), np.random.randn(9, 2)], dtype=F64)
+    batch = batch.with_mask(torch.rand(batch.mask.shape, dtype=F64) < 0.8)
+    task = interpolation_task(batch, fraction, generator=torch.Generator().manual_seed(1))
+    target, observed, unobserved = entries(task.target), entries(task.observed), entries(task.unobserved)
+    assert observed and set(observed) <= set(target)
+    assert unobserved == {key: value for key, value in target.items() if key not in observed}
+    assert (len(unobserved) == 0) == (fraction == 1.0)
+
+
+def test_every_target_of_an_extrapolation_task_is_unobserved():
+    t = torch.linspace(0, 1, 10, dtype=F64)
+    batch = IrregularBatch(t, torch.randn(3, 10, 2, dtype=F64), torch.ones(3, 10, 2, dtype=F64))
+    task = extrapolation_task(batch, 0.5, generator=torch.Generator().manual_seed(0))
+    assert entries(task.unobserved) == entries(task.target)
+
+
 @pytest.mark.parametrize("grid", ["union", "rescaled", "auto"])
 def test_series_solves_match_the_closed_form(grid):
     a = torch.tensor([[0.0, 1.0], [-1.0, -0.1]], dtype=F64)

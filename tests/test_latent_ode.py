@@ -146,3 +146,23 @@ def test_a_latent_ode_fit_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.history["loss"].values, reference.history["loss"].values)
     for a, b in zip(model.parameters(), whole.parameters()):
         assert torch.equal(a, b)
+
+
+def test_evaluate_on_the_unobserved_points_only():
+    """A decoder that always predicts 0 scores the mean square of the values it is scored on:
+    per series and feature, over every target point, or over the points not observed."""
+    batch = sine_batch(series=3, points=12)
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    torch.nn.init.zeros_(model.decoder.weight)
+    torch.nn.init.zeros_(model.decoder.bias)
+    task = interpolation_task(batch, 0.25, generator=torch.Generator().manual_seed(7))
+    seen = torch.zeros(3, 12, dtype=F64)
+    for j, t in enumerate(task.observed.times.tolist()):
+        seen[:, batch.times.tolist().index(t)] = task.observed.mask[:, j, 0]
+    squares = batch.values[..., 0].square()
+    expected_unobserved = ((squares * (1 - seen)).sum(dim=1) / (1 - seen).sum(dim=1)).mean().item()
+    assert seen.sum().item() == 9  # 3 of each series' 12 points observed
+    assert model.evaluate(batch, fraction=0.25, seed=7, points="unobserved") == pytest.approx(expected_unobserved, rel=1e-12)
+    assert model.evaluate(batch, fraction=0.25, seed=7) == pytest.approx(squares.mean(dim=1).mean().item(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"points must be one of \('all', 'unobserved'\), got 'seen'"):
+        model.evaluate(batch, points="seen")

@@ -25,6 +25,7 @@ from .mlp import MLP
 from .odernn import ODERNN
 
 TASKS = ("interpolation", "extrapolation")
+POINTS = ("all", "unobserved")
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,14 @@ class LatentODE(nn.Module):
         return extrapolation_task(batch, fraction, split=split, generator=generator)
 
     def evaluate(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float = 0.5,
-                 seed: int = 0, batch_size: int | None = None) -> float:
+                 seed: int = 0, batch_size: int | None = None, points: str = "all") -> float:
         """Mean squared error of `predict` on the task's targets, averaged per series and feature;
-        the observed points are drawn once with `seed`."""
+        the observed points are drawn once with `seed`. `points`: "all" the target points (the
+        observed ones included, Rubanova et al.'s metric) or "unobserved" (Task.unobserved: only
+        the points the model did not see, what interpolation asks)."""
         _check_task(task, fraction)
+        if points not in POINTS:
+            raise ValueError(f"points must be one of {POINTS}, got {points!r}")
         full = self._batch(data)
         split = _split(full) if task == "extrapolation" else None
         generator = torch.Generator().manual_seed(seed)
@@ -139,7 +144,8 @@ class LatentODE(nn.Module):
             for first in range(0, full.series, size):
                 index = torch.arange(first, min(first + size, full.series), device=self.device)
                 chosen = self.task(full.select(index), task, fraction, split=split, generator=generator)
-                total += float(mse(self.predict(chosen.observed, chosen.target.times), chosen.target)) * len(index)
+                target = chosen.target if points == "all" else chosen.unobserved
+                total += float(mse(self.predict(chosen.observed, target.times), target)) * len(index)
         return total / full.series
 
     def fit(self, data: xr.Dataset | IrregularBatch, *, task: str | Sequence[str] = "interpolation",

@@ -170,6 +170,17 @@ class Task:
     observed: IrregularBatch
     target: IrregularBatch
 
+    @property
+    def unobserved(self) -> IrregularBatch:
+        """The target's entries that `observed` does not hold: what a model must infer rather than
+        reproduce. Interpolation's target holds every point, the observed ones included (the metric
+        of Rubanova et al. 2019, Table 3); extrapolation's targets are all unobserved."""
+        position = torch.searchsorted(self.target.times, self.observed.times).clamp_max(len(self.target.times) - 1)
+        shared = self.target.times[position] == self.observed.times
+        seen = torch.zeros_like(self.target.mask)
+        seen[:, position[shared]] = self.observed.mask[:, shared]
+        return self.target.with_mask(1 - seen)
+
 
 def interpolation_task(batch: IrregularBatch, fraction: float, *, generator: torch.Generator | None = None) -> Task:
     """Observe a `fraction` of each series' points; predict all of them (Rubanova et al. 2019, Sec. 5)."""
