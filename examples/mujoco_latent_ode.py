@@ -73,7 +73,7 @@ def train_model(config: dict, train: IrregularBatch, task: str, gradient: str, a
     torch.manual_seed(args.seed)
     model = LatentODE(train.features, config["latent"], encoder_hidden=config["encoder_hidden"],
                       encoder_units=config["encoder_units"], units=config["units"], obs_std=config["obs_std"], method=method,
-                      rtol=1e-3, atol=1e-4, gradient=gradient, device=args.device)
+                      rtol=1e-3, atol=1e-4, gradient=gradient, init=args.init, device=args.device)
     result = model.fit(train, task=task, fraction=FRACTIONS, epochs=config["epochs"][task], batch_size=config["batch"],
                        lr=config["lr"], optimizer="adamax", lr_decay=config["lr_decay"], min_lr=config["lr"] / 10,
                        samples=3, kl=KLAnnealing(config["kl_wait"], 0.99), checkpoint=checkpoint,
@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue interrupted fits from their checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (small nets run best on 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--init", choices=["torch", "normal"], default="torch",
+                        help="Linear layers: PyTorch's initialisation, or N(0, 0.1^2) weights and zero biases "
+                             "(the reference implementation's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -166,3 +166,20 @@ def test_evaluate_on_the_unobserved_points_only():
     assert model.evaluate(batch, fraction=0.25, seed=7) == pytest.approx(squares.mean(dim=1).mean().item(), rel=1e-12)
     with pytest.raises(ValueError, match=r"points must be one of \('all', 'unobserved'\), got 'seen'"):
         model.evaluate(batch, points="seen")
+
+
+def test_the_reference_initialisation():
+    """init="normal": every Linear's weights ~ N(0, 0.1^2) (sample std within 5% over ~20k weights),
+    biases zero; the GRU cell keeps PyTorch's."""
+    torch.manual_seed(0)
+    model = LatentODE(3, 15, init="normal", dtype=F64)
+    default = LatentODE(3, 15, dtype=F64)
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linear])
+    assert len(linear) == 8 and weights.numel() > 20000
+    assert weights.std().item() == pytest.approx(0.1, rel=0.05) and abs(weights.mean().item()) < 0.01
+    assert all(bool((m.bias == 0).all()) for m in linear)
+    assert model.encoder.cell.weight_ih.abs().max() <= 30 ** -0.5  # PyTorch's U(-1/sqrt(hidden), 1/sqrt(hidden))
+    assert not all(bool((m.bias == 0).all()) for m in default.modules() if isinstance(m, torch.nn.Linear))
+    with pytest.raises(ValueError, match=r"init must be one of \('torch', 'normal'\), got 'xavier'"):
+        LatentODE(3, init="xavier")

@@ -26,6 +26,7 @@ from .odernn import ODERNN
 
 TASKS = ("interpolation", "extrapolation")
 POINTS = ("all", "unobserved")
+INITIALISATIONS = ("torch", "normal")
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,18 @@ class LatentODE(nn.Module):
     the ODE-RNN's hidden size and the widths of its ODE's MLP; `units`: the widths of f_theta's
     MLP. The latent ODE is solved by `method` with `rtol`, `atol` and differentiated by
     `gradient` ("aca", "adjoint", "direct", or "mali" with method="alf"); `options` go to
-    physode.odeint.
+    physode.odeint. `init`: "torch" keeps PyTorch's initialisation of every Linear layer; "normal"
+    draws each Linear's weights from N(0, 0.1^2) and zeroes its biases, as Rubanova et al.'s code
+    does (utils.init_network_weights); the ODE-RNN's GRU cell keeps PyTorch's.
     """
 
     def __init__(self, features: int, latent: int = 15, *, encoder_hidden: int = 30, encoder_units: Sequence[int] = (100,),
                  units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
                  atol: float = 1e-4, gradient: str | GradientMethod = "aca", options: dict | None = None,
-                 dtype: torch.dtype | None = None, device=None):
+                 init: str = "torch", dtype: torch.dtype | None = None, device=None):
         super().__init__()
+        if init not in INITIALISATIONS:
+            raise ValueError(f"init must be one of {INITIALISATIONS}, got {init!r}")
         check_count("features", features)
         check_count("latent", latent)
         check_real("obs_std", obs_std, positive=True)
@@ -71,6 +76,12 @@ class LatentODE(nn.Module):
         self.dynamics = LatentDynamics.of(latent, tuple(units), dtype=dtype, device=device)
         self.decoder = nn.Linear(latent, features).to(dtype=dtype, device=device)
         self.solver = {"method": method, "rtol": rtol, "atol": atol, "gradient": gradient, "options": options}
+        if init == "normal":
+            with torch.no_grad():
+                for layer in self.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.weight.normal_(0.0, 0.1)
+                        layer.bias.zero_()
 
     @property
     def dtype(self) -> torch.dtype:
