@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue interrupted fits from their checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (small nets run best on 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--init", choices=["torch", "normal"], default="torch",
+    parser.add_argument("--init", choices=["torch", "normal"], default="normal",
                         help="Linear layers: PyTorch's initialisation, or N(0, 0.1^2) weights and zero biases "
                              "(the reference implementation's)")
     parser.add_argument("--seed", type=int, default=0)
