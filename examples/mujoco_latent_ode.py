@@ -57,13 +57,14 @@ def score(model: LatentODE, train: IrregularBatch, test: IrregularBatch, task: s
     the points the predictors did not see}; for extrapolation the two are the same."""
     make = interpolation_task if task == "interpolation" else extrapolation_task
     chosen = make(test, fraction, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        predicted = torch.cat([model.predict(chosen.observed.select(torch.arange(i, min(i + 100, test.series))),
+                                             chosen.target.times) for i in range(0, test.series, 100)])
     scores = {}
     for points, target in (("all", chosen.target), ("unobserved", chosen.unobserved)):
-        with torch.no_grad():
-            predicted = torch.cat([model.predict(chosen.observed.select(torch.arange(i, min(i + 100, test.series))),
-                                                 target.times) for i in range(0, test.series, 100)])
+        model_prediction = predicted[:, torch.searchsorted(chosen.target.times, target.times)]
         mean = feature_mean(train).expand_as(target.values)
-        scores[points] = {"latent ODE": mse(predicted, target).item(), "feature mean": mse(mean, target).item(),
+        scores[points] = {"latent ODE": mse(model_prediction, target).item(), "feature mean": mse(mean, target).item(),
                           "hold last": mse(hold_last(chosen.observed, target.times), target).item()}
     return scores
 

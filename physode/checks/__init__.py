@@ -19,7 +19,6 @@ __all__ = [
     "check_declared",
     "check_fit_tolerance", "check_flag", "check_fraction", "check_gradient", "check_method", "check_options",
     "check_pairing", "check_params", "check_precision", "check_real", "check_real_array", "check_state",
-    "check_tangents",
-    "check_time_array", "check_times", "check_tolerance",
+    "check_tangents", "check_time_array", "check_times", "check_tolerance",
     "is_real", "untracked_tensors",
 ]

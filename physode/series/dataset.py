@@ -27,9 +27,7 @@ def validate(ds, system) -> None:
     """Raise a ValueError naming the problem if `ds` cannot serve as observations of `system`."""
     name = type(system).__name__
     check_dataset(ds, "observations")
-    for dim in ("series", "time"):
-        if ds.sizes[dim] == 0:
-            raise ValueError(f"the dataset is empty: its {dim!r} dimension has length 0")
+    check_nonempty(ds)
     time = time_coordinate(ds)
     if not np.all(np.isfinite(time)) or np.any(np.diff(time) <= 0):
         raise ValueError("the dataset's time coordinate must be finite and strictly increasing")
@@ -53,6 +51,13 @@ def validate(ds, system) -> None:
     if not observed_any.all():
         empty = ds["series"].values[~observed_any].tolist() if "series" in ds.coords else np.flatnonzero(~observed_any).tolist()
         raise ValueError(f"series {empty} have no observation at all (every value is NaN)")
+
+
+def check_nonempty(ds) -> None:
+    """ValueError if the Dataset has no series or no time point."""
+    for dim in ("series", "time"):
+        if ds.sizes[dim] == 0:
+            raise ValueError(f"the dataset is empty: its {dim!r} dimension has length 0")
 
 
 def time_coordinate(ds) -> np.ndarray:

@@ -13,7 +13,7 @@ import xarray as xr
 from torch import Tensor
 
 from ..checks import check_dataset, check_fraction
-from .dataset import observed_values, time_coordinate
+from .dataset import check_nonempty, observed_values, time_coordinate
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,7 @@ class IrregularBatch:
         are the variables' trailing dims flattened, in order (default: every data variable with
         dims series and time first)."""
         check_dataset(ds)
-        for dim in ("series", "time"):
-            if ds.sizes[dim] == 0:
-                raise ValueError(f"the dataset is empty: its {dim!r} dimension has length 0")
+        check_nonempty(ds)
         names = list(variables) if variables is not None else series_variables(ds)
         if not names:
             raise ValueError("the dataset has no variable with dims ('series', 'time', ...)")

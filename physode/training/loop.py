@@ -148,7 +148,6 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
     same `fingerprint`); "force" continues from it whatever its fingerprint, for a fit whose
     settings include callables a checkpoint cannot identify (lambdas, local functions).
     """
-    check_run(loop.seed, loop.progress, loop.callbacks, resume)
     if checkpoint is not None:
         check_target("checkpoint", checkpoint)
     generator = torch.Generator().manual_seed(loop.seed)
