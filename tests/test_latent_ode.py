@@ -10,7 +10,7 @@ import xarray as xr
 
 from physode import odeint
 from physode.series.irregular import IrregularBatch, interpolation_task
-from physode.nn import ODERNN, KLAnnealing, LatentODE
+from physode.nn import ODERNN, GaussianGRUCell, KLAnnealing, LatentODE
 
 F64 = torch.float64
 
@@ -183,3 +183,109 @@ def test_the_reference_initialisation():
     assert not all(bool((m.bias == 0).all()) for m in default.modules() if isinstance(m, torch.nn.Linear))
     with pytest.raises(ValueError, match=r"init must be one of \('torch', 'normal'\), got 'xavier'"):
         LatentODE(3, init="xavier")
+
+
+def test_the_gaussian_gru_cell_is_the_reference_formula():
+    """GaussianGRUCell against its formula written out with the cell's own Linear layers:
+    gates from [mean, std, x], the candidate from the reset-gated state, |.| on the stds."""
+    torch.manual_seed(2)
+    cell = GaussianGRUCell(3, 4, units=7).double()
+    x, mean, std = torch.randn(5, 3, dtype=F64), torch.randn(5, 4, dtype=F64), torch.rand(5, 4, dtype=F64)
+
+    def mlp(net, y):
+        first, last = net.net[0], net.net[2]
+        return last(torch.tanh(first(y)))
+
+    y = torch.cat([mean, std, x], dim=1)
+    u, r = torch.sigmoid(mlp(cell.update, y)), torch.sigmoid(mlp(cell.reset, y))
+    candidate = mlp(cell.new_state, torch.cat([mean * r, std * r, x], dim=1))
+    expected_mean = (1 - u) * candidate[:, :4] + u * mean
+    expected_std = ((1 - u) * candidate[:, 4:].abs() + u * std).abs()
+    got = cell(x, torch.cat([mean, std], dim=1))
+    assert torch.allclose(got, torch.cat([expected_mean, expected_std], dim=1), atol=1e-15, rtol=0)
+    assert bool((got[:, 4:] >= 0).all())
+    with pytest.raises(ValueError, match=r"cell must be one of \('gru', 'gaussian'\), got 'lstm'"):
+        ODERNN(3, 4, cell="lstm")
+
+
+def test_the_gaussian_odernn_moves_only_the_mean_between_observations():
+    """Every point observed: the dense ODE-RNN with Euler steps on the mean, the std carried."""
+    torch.manual_seed(4)
+    times = torch.tensor([0.0, 0.05, 0.3, 0.31, 0.6], dtype=F64)
+    values = torch.randn(3, 5, 2, dtype=F64)
+    model = ODERNN(2, 4, units=(8,), cell="gaussian", cell_units=6, steps=10, dtype=F64)
+    assert model.state_size == 8
+    got = model(IrregularBatch(times, values, torch.ones_like(values)), backward=True)
+    h = values.new_zeros(3, 8)
+    step = 0.6 / 10
+    for i, k in enumerate(range(4, -1, -1)):
+        if i:
+            t0, t1 = float(times[k + 1]), float(times[k])
+            mean = h[:, :4]
+            while t0 - t1 > step * (1 + 1e-9):
+                mean, t0 = mean - step * model.dynamics.field(mean), t0 - step
+            h = torch.cat([mean + (t1 - t0) * model.dynamics.field(mean), h[:, 4:]], dim=1)
+        h = model.cell(torch.cat([values[:, k], torch.ones_like(values[:, k])], dim=1), h)
+    assert torch.allclose(got, h, atol=1e-12, rtol=0)
+
+
+def test_the_logsumexp_objective_by_hand():
+    """objective="logsumexp" is -logsumexp_k of the batch-mean bound of draw k, "elbo" its mean,
+    both from the same draws of z0."""
+    torch.manual_seed(6)
+    batch = sine_batch(3, 10)
+    task = interpolation_task(batch, 0.5, generator=torch.Generator().manual_seed(0))
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), encoder_cell="gaussian", obs_std=0.3, rtol=1e-10,
+                      atol=1e-12, dtype=F64)
+    losses = {name: model.negative_elbo(task, samples=4, kl_weight=0.7, objective=name,
+                                        generator=torch.Generator().manual_seed(9)) for name in ("elbo", "logsumexp")}
+    t0 = task.observed.times[0]
+    mean, std = model.posterior(task.observed, t0)
+    noise = torch.randn((4, *mean.shape), generator=torch.Generator().manual_seed(9), dtype=F64)
+    bounds = []
+    for k in range(4):
+        with torch.no_grad():
+            x = model.decode(mean + std * noise[k], t0, task.target.times)
+        z = (task.target.values - x) / 0.3
+        log_density = (-0.5 * z.square() - math.log(0.3) - 0.5 * math.log(2 * math.pi))[..., 0].mean(dim=1)
+        kl = (0.5 * (std.square() + mean.square() - 1) - std.log()).mean(dim=1)
+        bounds.append((log_density - 0.7 * kl).mean().item())
+    assert losses["elbo"].item() == pytest.approx(-np.mean(bounds), rel=1e-10)
+    assert losses["logsumexp"].item() == pytest.approx(-np.log(np.sum(np.exp(bounds))), rel=1e-10)
+    with pytest.raises(ValueError, match=r"objective must be one of \('elbo', 'logsumexp'\), got 'iwae'"):
+        model.negative_elbo(task, objective="iwae")
+
+
+def test_keep_last_leaves_the_last_epoch():
+    batch = sine_batch(4, 10)
+    states = []
+    settings = dict(fraction=0.5, batch_size=2, lr=5e-2, samples=1, progress=False, epochs=4,
+                    callbacks=[lambda epoch, logs: states.append({k: v.clone() for k, v in model.state_dict().items()})])
+    torch.manual_seed(0)
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    result = model.fit(batch, keep="last", **settings)
+    assert result.best_epoch == 4
+    assert all(torch.equal(v, states[-1][k]) for k, v in model.state_dict().items())
+    states.clear()
+    torch.manual_seed(0)
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    result = model.fit(batch, **settings)
+    best = int(np.argmin(result.history["loss"].values)) + 1
+    assert result.best_epoch == best
+    assert all(torch.equal(v, states[best - 1][k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match=r"keep must be one of \('best', 'last'\), got 'final'"):
+        model.fit(batch, keep="final")
+
+
+@pytest.mark.parametrize("share, first", [(0.5, 6), (1 / 3, 4), (0.01, 1)])
+def test_the_extrapolation_split(share, first):
+    """A decoder that predicts 0 scores the mean square of the points from index floor(share * T)."""
+    batch = sine_batch(series=3, points=12)
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), dtype=F64)
+    torch.nn.init.zeros_(model.decoder.weight)
+    torch.nn.init.zeros_(model.decoder.bias)
+    expected = batch.values[:, first:, 0].square().mean().item()
+    got = model.evaluate(batch, task="extrapolation", fraction=1.0, extrapolation_split=share)
+    assert got == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match=r"extrapolation_split must be a fraction in \(0, 1\), got 1"):
+        model.fit(batch, extrapolation_split=1)

@@ -27,6 +27,8 @@ from .odernn import ODERNN
 TASKS = ("interpolation", "extrapolation")
 POINTS = ("all", "unobserved")
 INITIALISATIONS = ("torch", "normal")
+OBJECTIVES = ("elbo", "logsumexp")
+KEEP = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,19 @@ class LatentODE(nn.Module):
     observations; z(t) solves dz/dt = f_theta(z) (`dynamics`, a LatentDynamics System) from z0;
     x(t) ~ N(decoder(z(t)), obs_std^2) with a fixed observation noise.
 
-    `latent`: dims of z (15 in the paper's MuJoCo experiment); `encoder_hidden`, `encoder_units`:
-    the ODE-RNN's hidden size and the widths of its ODE's MLP; `units`: the widths of f_theta's
-    MLP. The latent ODE is solved by `method` with `rtol`, `atol` and differentiated by
+    `latent`: dims of z (15 in the paper's MuJoCo experiment); `encoder_hidden`, `encoder_units`,
+    `encoder_cell`: the ODE-RNN's hidden size, the widths of its ODE's MLP and its update (see
+    ODERNN: "gru", or "gaussian", Rubanova et al.'s GRU over a hidden mean and std, whose [mean,
+    std] the posterior reads with |.| for its std, as their code does; "gru" maps the std through
+    softplus); `units`: the widths of f_theta's MLP. The latent ODE is solved by `method` with `rtol`, `atol` and differentiated by
     `gradient` ("aca", "adjoint", "direct", or "mali" with method="alf"); `options` go to
     physode.odeint. `init`: "torch" keeps PyTorch's initialisation of every Linear layer; "normal"
     draws each Linear's weights from N(0, 0.1^2) and zeroes its biases, as Rubanova et al.'s code
-    does (utils.init_network_weights); the ODE-RNN's GRU cell keeps PyTorch's.
+    does (utils.init_network_weights); an nn.GRUCell ("gru") keeps PyTorch's.
     """
 
     def __init__(self, features: int, latent: int = 15, *, encoder_hidden: int = 30, encoder_units: Sequence[int] = (100,),
-                 units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
+                 encoder_cell: str = "gru", units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
                  atol: float = 1e-4, gradient: str | GradientMethod = "aca", options: dict | None = None,
                  init: str = "torch", dtype: torch.dtype | None = None, device=None):
         super().__init__()
@@ -71,8 +75,9 @@ class LatentODE(nn.Module):
         check_real("obs_std", obs_std, positive=True)
         dtype = dtype or torch.get_default_dtype()
         self.features, self.latent, self.obs_std = features, latent, float(obs_std)
-        self.encoder = ODERNN(features, encoder_hidden, units=encoder_units, dtype=dtype, device=device)
-        self.to_posterior = MLP(encoder_hidden, 2 * latent, (100,), final_scale=1.0).to(dtype=dtype, device=device)
+        self.encoder = ODERNN(features, encoder_hidden, units=encoder_units, cell=encoder_cell, dtype=dtype, device=device)
+        self.to_posterior = MLP(self.encoder.state_size, 2 * latent, (100,), final_scale=1.0).to(dtype=dtype, device=device)
+        self.positive = torch.abs if encoder_cell == "gaussian" else nn.functional.softplus
         self.dynamics = LatentDynamics.of(latent, tuple(units), dtype=dtype, device=device)
         self.decoder = nn.Linear(latent, features).to(dtype=dtype, device=device)
         self.solver = {"method": method, "rtol": rtol, "atol": atol, "gradient": gradient, "options": options}
@@ -95,7 +100,7 @@ class LatentODE(nn.Module):
         """Mean and standard deviation (series, latent) of q(z(t0) | observations)."""
         h = self.encoder(observed, backward=True, until=t0)
         mean, spread = self.to_posterior(h).chunk(2, dim=-1)
-        return mean, nn.functional.softplus(spread) + 1e-6
+        return mean, self.positive(spread) + 1e-6
 
     def decode(self, z0: Tensor, t0: Tensor, times: Tensor, needed: Tensor | None = None) -> Tensor:
         """The predicted observations (..., series, T, features) at `times` from z(t0) = z0 (..., series,
@@ -109,19 +114,24 @@ class LatentODE(nn.Module):
                              start=t0.expand(series), **self.solver)[0]
         return self.decoder(z).reshape(*shape, len(times), self.features)
 
-    def negative_elbo(self, task: Task, *, samples: int = 3, kl_weight: float = 1.0,
+    def negative_elbo(self, task: Task, *, samples: int = 3, kl_weight: float = 1.0, objective: str = "elbo",
                       generator: torch.Generator | None = None) -> Tensor:
-        """-(E_q[log p(x | z0)] - kl_weight KL(q(z0 | x) || N(0, I))), averaged over series, with
-        `samples` reparameterised draws of z0 (Kingma & Welling 2014). As in Rubanova et al.'s
-        code, the log-likelihood is averaged over each series' observed entries (per feature,
-        then over features) and the KL over the latent dims."""
+        """The loss of `samples` reparameterised draws z0_k ~ q(z0 | x) (Kingma & Welling 2014), with
+        L_k = mean over series of log p(x | z0_k) - kl_weight KL(q(z0 | x) || N(0, I)):
+        "elbo" -mean_k L_k, the negative ELBO; "logsumexp" -logsumexp_k L_k, the loss of Rubanova
+        et al.'s code (compute_all_losses), close to the best of the draws. As in their code, the
+        log-likelihood is averaged over each series' observed entries (per feature, then over
+        features) and the KL over the latent dims."""
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         t0 = torch.minimum(task.observed.times[0], task.target.times[0])
         mean, std = self.posterior(task.observed, t0)
         noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
         prediction = self.decode(mean + std * noise, t0, task.target.times, task.target.observed)
-        likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std).mean(dim=0)
+        likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std)
         kl = (0.5 * (std.square() + mean.square() - 1) - std.log()).mean(dim=-1)
-        return -(likelihood - kl_weight * kl).mean()
+        bounds = (likelihood - kl_weight * kl).mean(dim=-1)
+        return -(bounds.mean() if objective == "elbo" else torch.logsumexp(bounds, dim=0))
 
     def predict(self, observed: IrregularBatch, times: Tensor) -> Tensor:
         """The prediction (series, T, features) at `times` from the posterior mean of z0."""
@@ -138,16 +148,18 @@ class LatentODE(nn.Module):
         return extrapolation_task(batch, fraction, split=split, generator=generator)
 
     def evaluate(self, data: xr.Dataset | IrregularBatch, *, task: str = "interpolation", fraction: float = 0.5,
-                 seed: int = 0, batch_size: int | None = None, points: str = "all") -> float:
+                 seed: int = 0, batch_size: int | None = None, points: str = "all",
+                 extrapolation_split: float = 0.5) -> float:
         """Mean squared error of `predict` on the task's targets, averaged per series and feature;
         the observed points are drawn once with `seed`. `points`: "all" the target points (the
         observed ones included, Rubanova et al.'s metric) or "unobserved" (Task.unobserved: only
-        the points the model did not see, what interpolation asks)."""
+        the points the model did not see, what interpolation asks). `extrapolation_split`: as in fit."""
         _check_task(task, fraction)
+        check_fraction("extrapolation_split", extrapolation_split, closed=False)
         if points not in POINTS:
             raise ValueError(f"points must be one of {POINTS}, got {points!r}")
         full = self._batch(data)
-        split = _split(full) if task == "extrapolation" else None
+        split = _split(full, extrapolation_split) if task == "extrapolation" else None
         generator = torch.Generator().manual_seed(seed)
         size = batch_size or full.series
         total = 0.0
@@ -163,7 +175,8 @@ class LatentODE(nn.Module):
             fraction: float | Sequence[float] = 0.5,
             resample: bool = True, epochs: int = 100, batch_size: int | None = 50, lr: float = 1e-2,
             optimizer: str | Callable = "adamax", lr_decay: float = 1.0, min_lr: float = 0.0, samples: int = 3,
-            kl: KLAnnealing = KLAnnealing(), validation: xr.Dataset | IrregularBatch | None = None,
+            kl: KLAnnealing = KLAnnealing(), objective: str = "elbo", extrapolation_split: float = 0.5,
+            keep: str = "best", validation: xr.Dataset | IrregularBatch | None = None,
             patience: int | None = None, checkpoint=None, resume: bool | str = False, progress: bool | None = None,
             callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
@@ -171,10 +184,14 @@ class LatentODE(nn.Module):
         `fraction` of each series' points: redrawn for every batch (`resample`) or drawn once.
         For a sequence of tasks or of fractions (these need `resample`), each batch draws one.
 
-        `samples` draws of z0 per series; the KL weight follows `kl`; the learning rate is
-        multiplied by `lr_decay` after every epoch (not below `min_lr`). `validation` data gives
-        the validation loss (the MSE of `evaluate`, averaged over the tasks and fractions), which
-        picks the best epoch and, with `patience`, stops early. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
+        `samples` draws of z0 per series; the KL weight follows `kl`; the loss is the `objective`
+        of negative_elbo; the learning rate is multiplied by `lr_decay` after every epoch (not
+        below `min_lr`). Extrapolation observes the data's time points before the one at index
+        floor(`extrapolation_split` * T) and predicts the rest (Rubanova et al.: 1/2, and 1/3
+        for hopper). `validation` data gives the validation loss (the MSE of `evaluate`, averaged
+        over the tasks and fractions), which picks the best epoch and, with `patience`, stops
+        early; `keep`: "best" ends at the best epoch (by validation loss, else training loss),
+        "last" at the last epoch. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
         as in physode.fit. Returns a TrainingResult whose history also holds the KL weight.
         """
         tasks = tuple(task) if isinstance(task, (tuple, list)) else (task,)
@@ -197,10 +214,14 @@ class LatentODE(nn.Module):
         if patience is not None and validation is None:
             raise ValueError("patience (early stopping) needs validation data")
         check_real("min_lr", min_lr, positive=False)
+        check_fraction("extrapolation_split", extrapolation_split, closed=False)
+        for name, value, choices in (("objective", objective, OBJECTIVES), ("keep", keep, KEEP)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         check_optimizer(optimizer)
         check_run(seed, progress, callbacks, resume)
         full = self._batch(data)
-        split = _split(full)
+        split = _split(full, extrapolation_split)
         fixed = None if resample else subsample(full, fractions[0], generator=torch.Generator().manual_seed(seed))
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, trainable, lr)
@@ -214,22 +235,25 @@ class LatentODE(nn.Module):
                 chosen = self.task(batch, drawn, observed, split=split, generator=generator)
             else:
                 chosen = _fixed_task(fixed.select(index), batch, tasks[0], split)
-            return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), generator=generator)
+            return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), objective=objective,
+                                      generator=generator)
 
         def validation_loss(run) -> float | None:
             if validation is None:
                 return None
-            scores = [self.evaluate(validation, task=t, fraction=f, seed=seed) for t in tasks for f in fractions]
+            scores = [self.evaluate(validation, task=t, fraction=f, seed=seed, extrapolation_split=extrapolation_split)
+                      for t in tasks for f in fractions]
             return sum(scores) / len(scores)
 
         settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
                     "optimizer": optimizer, "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
-                    "kl": asdict(kl), "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
+                    "kl": asdict(kl), "objective": objective,
+                    "extrapolation_split": extrapolation_split, "keep": keep, "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
         loop = Loop(
             modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr), series=full.series,
             validation_loss=validation_loss, entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)},
             message=_message, epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
-            max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device,
+            max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device, keep=keep,
         )
         data_pieces = [t.detach().cpu().double().numpy() for t in (full.times, full.values, full.mask)]
         return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint("LatentODE", data_pieces, settings, self),
@@ -276,8 +300,9 @@ def _fixed_task(observed: IrregularBatch, batch: IrregularBatch, task: str, spli
     return Task(observed.between(-math.inf, split), batch.between(split, math.inf))
 
 
-def _split(full: IrregularBatch) -> float:
-    return float(full.times[len(full.times) // 2])
+def _split(full: IrregularBatch, share: float) -> float:
+    """The first time extrapolation predicts: the one at index floor(share * T) (at least 1)."""
+    return float(full.times[max(1, math.floor(share * len(full.times)))])
 
 
 def _check_task(task: str, fraction: float) -> None:

@@ -46,9 +46,13 @@ class Run:
     since_best: int = 0
     other_bests: dict = field(default_factory=dict)  # the best epoch of each objective the update has left
     stop_reason: str = ""
+    keep_last: bool = False  # the modules stay at the last epoch rather than going back to the best
 
     @property
     def best_epoch(self) -> int:
+        """The epoch whose modules the model holds after fitting."""
+        if self.keep_last:
+            return self.epoch
         return 0 if self.best is None else self.best["epoch"]
 
 
@@ -103,7 +107,8 @@ class Loop:
     series `index` (a tensor of positions) and returns the batch's loss; `validation_loss(run)`
     gives a float or None; `entries(run)` the extra history entries of an epoch (e.g. physical
     parameters); `message(logs)` the progress text. `progress`: True, False, or None for a
-    progress bar only when stderr is a terminal.
+    progress bar only when stderr is a terminal. `keep`: "best" sets the modules to the best epoch
+    after fitting (lowest validation loss, else training loss), "last" leaves them at the last.
     """
 
     modules: Sequence[nn.Module]
@@ -120,6 +125,7 @@ class Loop:
     callbacks: Sequence[Callable] = ()
     progress: bool | None = None
     device: torch.device | None = None
+    keep: str = "best"
 
 
 def check_run(seed, progress, callbacks, resume) -> None:
@@ -137,7 +143,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
           result: Callable[[Run], object] = lambda run: run):
     """Run `loop` until its update converges, the last epoch, an early stop, or a
     KeyboardInterrupt; return result(run) with the modules set to their best epoch (lowest
-    validation loss, else training loss).
+    validation loss, else training loss), or left at the last with loop.keep == "last".
 
     An update that fails (a loss or gradient that is not finite, a failed solve) is skipped with a
     warning: the parameters and the update's state go back to their last good values and the
@@ -154,6 +160,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         run = _restore(checkpoint, fingerprint, resume, loop, generator)
+    run.keep_last = loop.keep == "last"
     bar = progress_bar(loop.epochs, loop.progress, initial=run.epoch)
     failures, last_error = 0, None
     try:
@@ -228,7 +235,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
 
 
 def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):
-    if run.best is not None:
+    if run.best is not None and not run.keep_last:
         for module, saved in zip(loop.modules, run.best["modules"]):
             module.load_state_dict(saved)
     return result(run)
