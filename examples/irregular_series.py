@@ -27,12 +27,12 @@ import torch
 
 from physode.datasets import periodic, split
 from physode.nn import KLAnnealing, LatentODE
-from physode.series import IrregularBatch, extrapolation_task, feature_mean, hold_last, interpolation_task, mse
+from physode.series import IrregularBatch, compare_with_baselines, extrapolation_task, interpolation_task
 
 # run_models.py: -s 50 observes 50 of the 100 points for interpolation, and all 50 of the first half
 # (utils.split_data_extrap) for extrapolation
 FRACTION = {"interpolation": 0.5, "extrapolation": 1.0}
-PREDICTORS = ("latent ODE", "feature mean", "hold last")
+PREDICTORS = {"model": "latent ODE", "feature mean": "feature mean", "hold last": "hold last"}
 BATCH = 50
 
 
@@ -57,13 +57,7 @@ def scores(model: LatentODE, train: IrregularBatch, test: IrregularBatch, task: 
     chosen = make(test, FRACTION[task], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         predicted = model.predict(chosen.observed, chosen.target.times)
-    table = {}
-    for points, target in (("all", chosen.target), ("unobserved", chosen.unobserved)):
-        prediction = predicted[:, torch.searchsorted(chosen.target.times, target.times)]
-        table[points] = {"latent ODE": mse(prediction, target).item(),
-                         "feature mean": mse(feature_mean(train).expand_as(target.values), target).item(),
-                         "hold last": mse(hold_last(chosen.observed, target.times), target).item()}
-    return chosen, table
+    return chosen, compare_with_baselines(predicted, chosen, train)
 
 
 def amplitude_ratios(prediction: torch.Tensor, truth: torch.Tensor, times: torch.Tensor, windows: int) -> list[float]:
@@ -121,7 +115,7 @@ def main() -> None:
 
 def print_results(results: dict, horizon: float) -> None:
     print("\nTest MSE (lower is better)")
-    header = f"{'task, points scored':<30}" + "".join(f"{name:>14}" for name in PREDICTORS)
+    header = f"{'task, points scored':<30}" + "".join(f"{name:>14}" for name in PREDICTORS.values())
     print(header + "\n" + "-" * len(header))
     for task, result in results.items():
         for points in ("all", "unobserved") if task == "interpolation" else ("all",):

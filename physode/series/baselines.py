@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .irregular import IrregularBatch
+from .irregular import IrregularBatch, Task
+from .losses import mse
 
 
 def feature_mean(train: IrregularBatch) -> Tensor:
@@ -32,3 +33,17 @@ def hold_last(observed: IrregularBatch, times: Tensor) -> Tensor:
     never = chosen >= len(index)
     picked = observed.values.gather(1, chosen.clamp_max(len(index) - 1))
     return torch.where(never, torch.zeros_like(picked), picked)
+
+
+def compare_with_baselines(prediction: Tensor, task: Task, train: IrregularBatch) -> dict[str, dict[str, float]]:
+    """Test MSE (`mse`) of a model's `prediction` (series, T, features) at task.target.times and of
+    the two trivial predictors (`feature_mean` of `train`, `hold_last` of task.observed):
+    {"all": on every target point, "unobserved": on Task.unobserved} -> {"model" | "feature mean" |
+    "hold last": MSE}."""
+    scores = {}
+    for points, target in (("all", task.target), ("unobserved", task.unobserved)):
+        model = prediction[:, torch.searchsorted(task.target.times, target.times)]
+        scores[points] = {"model": mse(model, target).item(),
+                          "feature mean": mse(feature_mean(train).expand_as(target.values), target).item(),
+                          "hold last": mse(hold_last(task.observed, target.times), target).item()}
+    return scores
