@@ -36,14 +36,14 @@ PREDICTORS = {"model": "latent ODE", "feature mean": "feature mean", "hold last"
 BATCH = 50
 
 
-def train_model(train: IrregularBatch, task: str, epochs: int, seed: int, device) -> LatentODE:
+def train_model(train: IrregularBatch, task: str, epochs: int, seed: int, device, start: str) -> LatentODE:
     """The reference's Latent ODE (-l 10, --rec-dims 20, -u 100, --gen-layers 1, --rec-layers 1,
     -g 100, obs std 0.01, N(0, 0.1^2) initialisation) trained as its code does (Adamax, lr 1e-2
     times 0.999 per iteration down to 1e-3, batches of 50, 3 draws of z0, the logsumexp loss, KL
     weight 0 for 10 epochs then 1 - 0.99^(epoch - 10), the last epoch kept)."""
     torch.manual_seed(seed)
     model = LatentODE(1, 10, encoder_hidden=20, encoder_units=(100, 100), encoder_cell="gaussian", units=(100, 100),
-                      obs_std=0.01, init="normal", device=device)
+                      obs_std=0.01, init="normal", start=start, device=device)
     model.fit(train, task=task, fraction=FRACTION[task], epochs=epochs, batch_size=BATCH, optimizer="adamax", lr=1e-2,
               lr_decay=0.999 ** math.ceil(train.series / BATCH), min_lr=1e-3, samples=3, kl=KLAnnealing(10, 0.99),
               objective="logsumexp", keep="last", extrapolation_split=0.5, seed=seed)
@@ -81,6 +81,8 @@ def main() -> None:
                         choices=["interpolation", "extrapolation"])
     parser.add_argument("--horizon", type=float, default=10.0,
                         help="predict on [0, horizon] for the plot and the amplitudes")
+    parser.add_argument("--start", choices=["first", "target"], default="first",
+                        help="z0 at the first observed time (physode) or at the first target time (the reference)")
     parser.add_argument("--output", default="irregular_series.png")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -102,7 +104,7 @@ def main() -> None:
     results = {}
     for task in args.task:
         print(f"\ntraining the {task} model")
-        model = train_model(train, task, epochs, args.seed, args.device)
+        model = train_model(train, task, epochs, args.seed, args.device, args.start)
         chosen, table = scores(model, train, test, task, args.seed + 1)
         with torch.no_grad():
             curve = model.predict(chosen.observed, dense)[:, :, 0]

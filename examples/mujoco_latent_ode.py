@@ -48,9 +48,10 @@ PREDICTORS = ("model", "feature mean", "hold last")  # the keys of compare_with_
 # The reference's settings (run_models.py and its README's hopper command): Adamax, lr 1e-2 decaying
 # by 0.999 per iteration (here per epoch by 0.999^iterations) to at least lr / 10, batch 50, KL weight
 # 0 for 10 epochs then 1 - 0.99^(epoch - 10), the logsumexp loss over 3 draws of z0, its GRU cell
-# over a hidden mean and std, N(0, 0.1^2) initialisation, observation std 1e-3, the last epoch kept.
+# over a hidden mean and std, N(0, 0.1^2) initialisation, observation std 1e-3, the last epoch kept; z0
+# at the first observed time ("first"; the reference code places it at the first target time, --start target).
 REFERENCE = {"batch": 50, "lr": 1e-2, "latent": 15, "encoder_hidden": 30, "cell": "gaussian", "kl_wait": 10,
-             "objective": "logsumexp", "keep": "last", "init": "normal", "obs_std": 1e-3}
+             "objective": "logsumexp", "keep": "last", "init": "normal", "obs_std": 1e-3, "start": "first"}
 CONFIGS = {
     "fast": {**REFERENCE, "series": 1000, "epochs": {"interpolation": 120, "extrapolation": 80},
              "encoder_units": (100,), "units": (100, 100)},
@@ -135,7 +136,7 @@ def train_model(config: dict, train: IrregularBatch, test: IrregularBatch, task:
     model = LatentODE(train.features, config["latent"], encoder_hidden=config["encoder_hidden"],
                       encoder_units=config["encoder_units"], encoder_cell=config["cell"], units=config["units"],
                       obs_std=config["obs_std"], method=method, rtol=1e-3, atol=1e-4, gradient=gradient,
-                      init=config["init"], device=args.device)
+                      init=config["init"], start=config["start"], device=args.device)
     epochs = config["epochs"][task]
     curve = LearningCurve(model, train, test, task, args.curve_every, epochs, args.seed + 100,
                           None if checkpoint is None else checkpoint.with_suffix(".curve.nc"), args.resume)
@@ -178,6 +179,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--keep", choices=["last", "best"], help="the last epoch, or the lowest training loss's")
     parser.add_argument("--init", choices=["normal", "torch"], help="Linear layers: N(0, 0.1^2) weights and zero "
                         "biases (the reference's), or PyTorch's initialisation")
+    parser.add_argument("--start", choices=["first", "target"], help="z0 at the first observed time, or at the first "
+                        "target time as the reference code does (differs for extrapolation only)")
     parser.add_argument("--gradient", nargs="+", default=["aca"], choices=["aca", "adjoint", "mali", "direct"],
                         help="gradient method(s); several give a comparison table (interpolation model)")
     parser.add_argument("--task", nargs="+", default=["interpolation", "extrapolation"],
@@ -204,7 +207,7 @@ def main() -> None:
     config = dict(CONFIGS[name])
     given = {"series": args.series, "epochs": args.epochs and {"interpolation": args.epochs, "extrapolation": args.epochs},
              "lr": args.lr, "obs_std": args.obs_std, "cell": args.cell, "objective": args.objective,
-             "keep": args.keep, "init": args.init}
+             "keep": args.keep, "init": args.init, "start": args.start}
     config.update({k: v for k, v in given.items() if v is not None})
     checkpoints = args.checkpoints or (data_directory() / "checkpoints" if args.full else None)
     if checkpoints is not None:

@@ -239,8 +239,8 @@ def test_the_logsumexp_objective_by_hand():
                       atol=1e-12, dtype=F64)
     losses = {name: model.negative_elbo(task, samples=4, kl_weight=0.7, objective=name,
                                         generator=torch.Generator().manual_seed(9)) for name in ("elbo", "logsumexp")}
-    t0 = task.observed.times[0]
-    mean, std = model.posterior(task.observed, t0)
+    t0, mean, std = model.posterior(task.observed, task.target.times)
+    assert t0 == batch.times[0]
     noise = torch.randn((4, *mean.shape), generator=torch.Generator().manual_seed(9), dtype=F64)
     bounds = []
     for k in range(4):
@@ -289,3 +289,23 @@ def test_the_extrapolation_split(share, first):
     assert got == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match=r"extrapolation_split must be a fraction in \(0, 1\), got 1"):
         model.fit(batch, extrapolation_split=1)
+
+
+@pytest.mark.parametrize("start", ["first", "target"])
+def test_where_z0_starts(start):
+    """Extrapolating from the first half: start="first" evolves the encoder's state to the first
+    observation and the latent ODE from there; "target" reads the encoder's state at the first
+    observation as z at the first target time (Rubanova et al.'s code)."""
+    torch.manual_seed(8)
+    batch = sine_batch(3, 12)
+    observed, times = batch.between(-1.0, 1.0), batch.times[6:]
+    model = LatentODE(1, 2, encoder_hidden=4, units=(8,), start=start, rtol=1e-10, atol=1e-12, dtype=F64)
+    with torch.no_grad():
+        got = model.predict(observed, times)
+        mean = model.to_posterior(model.encoder(observed, backward=True)).chunk(2, dim=-1)[0]
+        grid = torch.cat([observed.times[:1], times]) if start == "first" else times
+        z = odeint(lambda t, y: model.dynamics.field(y), mean, grid, rtol=1e-10, atol=1e-12)
+        expected = model.decoder(z[len(grid) - len(times):]).transpose(0, 1)
+    assert torch.allclose(got, expected, atol=1e-8, rtol=0)
+    with pytest.raises(ValueError, match=r"start must be one of \('first', 'target'\), got 'last'"):
+        LatentODE(1, 2, start="last")

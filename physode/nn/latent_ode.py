@@ -29,6 +29,7 @@ POINTS = ("all", "unobserved")
 INITIALISATIONS = ("torch", "normal")
 OBJECTIVES = ("elbo", "logsumexp")
 KEEP = ("best", "last")
+STARTS = ("first", "target")
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,21 @@ class LatentODE(nn.Module):
     `gradient` ("aca", "adjoint", "direct", or "mali" with method="alf"); `options` go to
     physode.odeint. `init`: "torch" keeps PyTorch's initialisation of every Linear layer; "normal"
     draws each Linear's weights from N(0, 0.1^2) and zeroes its biases, as Rubanova et al.'s code
-    does (utils.init_network_weights); an nn.GRUCell ("gru") keeps PyTorch's.
+    does (utils.init_network_weights); an nn.GRUCell ("gru") keeps PyTorch's. `start`: "first"
+    places z0 at the earliest observed or target time, the encoder's state evolved on to it;
+    "target" places it at the first target time, read from the encoder's state at the first
+    observation without evolving it, as Rubanova et al.'s code does (the same time for
+    interpolation; for extrapolation, z0 stands for the state where the prediction starts).
     """
 
     def __init__(self, features: int, latent: int = 15, *, encoder_hidden: int = 30, encoder_units: Sequence[int] = (100,),
                  encoder_cell: str = "gru", units: Sequence[int] = (100, 100), obs_std: float = 0.01, method: str = "dopri5", rtol: float = 1e-3,
                  atol: float = 1e-4, gradient: str | GradientMethod = "aca", options: dict | None = None,
-                 init: str = "torch", dtype: torch.dtype | None = None, device=None):
+                 init: str = "torch", start: str = "first", dtype: torch.dtype | None = None, device=None):
         super().__init__()
-        if init not in INITIALISATIONS:
-            raise ValueError(f"init must be one of {INITIALISATIONS}, got {init!r}")
+        for name, value, choices in (("init", init, INITIALISATIONS), ("start", start, STARTS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         check_count("features", features)
         check_count("latent", latent)
         check_real("obs_std", obs_std, positive=True)
@@ -80,6 +86,7 @@ class LatentODE(nn.Module):
         self.positive = torch.abs if encoder_cell == "gaussian" else nn.functional.softplus
         self.dynamics = LatentDynamics.of(latent, tuple(units), dtype=dtype, device=device)
         self.decoder = nn.Linear(latent, features).to(dtype=dtype, device=device)
+        self.start = start
         self.solver = {"method": method, "rtol": rtol, "atol": atol, "gradient": gradient, "options": options}
         if init == "normal":
             with torch.no_grad():
@@ -96,11 +103,16 @@ class LatentODE(nn.Module):
     def device(self) -> torch.device:
         return self.decoder.weight.device
 
-    def posterior(self, observed: IrregularBatch, t0: float | Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and standard deviation (series, latent) of q(z(t0) | observations)."""
-        h = self.encoder(observed, backward=True, until=t0)
+    def posterior(self, observed: IrregularBatch, times: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The time t0 of z0 for predicting at `times` (see `start`), and the mean and standard
+        deviation (series, latent) of q(z(t0) | observations)."""
+        if self.start == "first":
+            t0 = torch.minimum(observed.times[0], times[0])
+            h = self.encoder(observed, backward=True, until=t0)
+        else:
+            t0, h = times[0], self.encoder(observed, backward=True)
         mean, spread = self.to_posterior(h).chunk(2, dim=-1)
-        return mean, self.positive(spread) + 1e-6
+        return t0, mean, self.positive(spread) + 1e-6
 
     def decode(self, z0: Tensor, t0: Tensor, times: Tensor, needed: Tensor | None = None) -> Tensor:
         """The predicted observations (..., series, T, features) at `times` from z(t0) = z0 (..., series,
@@ -124,8 +136,7 @@ class LatentODE(nn.Module):
         features) and the KL over the latent dims."""
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        t0 = torch.minimum(task.observed.times[0], task.target.times[0])
-        mean, std = self.posterior(task.observed, t0)
+        t0, mean, std = self.posterior(task.observed, task.target.times)
         noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
         prediction = self.decode(mean + std * noise, t0, task.target.times, task.target.observed)
         likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std)
@@ -136,8 +147,7 @@ class LatentODE(nn.Module):
     def predict(self, observed: IrregularBatch, times: Tensor) -> Tensor:
         """The prediction (series, T, features) at `times` from the posterior mean of z0."""
         times = times.to(dtype=self.dtype, device=self.device)
-        t0 = torch.minimum(observed.times[0], times[0])
-        mean, _ = self.posterior(observed, t0)
+        t0, mean, _ = self.posterior(observed, times)
         return self.decode(mean, t0, times)
 
     def task(self, batch: IrregularBatch, task: str, fraction: float, *, split: float | None = None,
@@ -248,7 +258,7 @@ class LatentODE(nn.Module):
         settings = {"task": task, "fraction": fraction, "resample": resample, "batch_size": batch_size, "lr": lr,
                     "optimizer": optimizer, "lr_decay": lr_decay, "min_lr": min_lr, "samples": samples,
                     "kl": asdict(kl), "objective": objective,
-                    "extrapolation_split": extrapolation_split, "keep": keep, "seed": seed, "solver": self.solver, "obs_std": self.obs_std}
+                    "extrapolation_split": extrapolation_split, "keep": keep, "seed": seed, "solver": self.solver, "start": self.start, "obs_std": self.obs_std}
         loop = Loop(
             modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr), series=full.series,
             validation_loss=validation_loss, entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)},
