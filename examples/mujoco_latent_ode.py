@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from torch import Tensor
 
 from physode.datasets import MinMaxScale, data_directory, hopper, split
-from physode.series import IrregularBatch, compare_with_baselines, extrapolation_task, interpolation_task
+from physode.series import IrregularBatch, Task, compare_with_baselines, extrapolation_task, interpolation_task
 from physode.series.dataset import load, save
 from physode.nn import KLAnnealing, LatentODE
 
@@ -44,6 +45,8 @@ SCALE_SERIES = 10000  # the min-max scale is fitted on the whole set, as in the 
 # Rubanova et al. 2019, Table 3, MuJoCo, Latent ODE (ODE enc.), test MSE x 1e-2
 PUBLISHED = {"interpolation": (0.360, 0.295, 0.300, 0.285), "extrapolation": (1.441, 1.400, 1.175, 1.258)}
 PREDICTORS = ("model", "feature mean", "hold last")  # the keys of compare_with_baselines
+# the features drawn in the reconstruction figure: (label, position among the 7 qpos then 7 qvel features)
+DRAWN = (("rootz (height)", 1), ("rooty (pitch)", 2), ("knee angle", 5), ("rootx velocity", 7))
 
 # The reference's settings (run_models.py and its README's hopper command): Adamax, lr 1e-2 decaying
 # by 0.999 per iteration (here per epoch by 0.999^iterations) to at least lr / 10, batch 50, KL weight
@@ -72,20 +75,37 @@ def windows(ds: xr.Dataset, length: int, seed: int) -> xr.Dataset:
     return cut.assign_coords(time=np.asarray(ds["time"].values[:length]))
 
 
+def draw(test: IrregularBatch, task: str, fraction: float, seed: int) -> Task:
+    """One draw of observed points on the test series: interpolation, or extrapolation past the
+    reference's hopper split."""
+    generator = torch.Generator().manual_seed(seed)
+    if task == "interpolation":
+        return interpolation_task(test, fraction, generator=generator)
+    split_time = float(test.times[math.floor(EXTRAPOLATION_SPLIT * len(test.times))])
+    return extrapolation_task(test, fraction, split=split_time, generator=generator)
+
+
+def predict(model: LatentODE, chosen: Task) -> Tensor:
+    """The model's prediction at the task's target times, 100 series at a time."""
+    series = chosen.observed.series
+    with torch.no_grad():
+        return torch.cat([model.predict(chosen.observed.select(torch.arange(i, min(i + 100, series))),
+                                        chosen.target.times) for i in range(0, series, 100)])
+
+
 def score(model: LatentODE, train: IrregularBatch, test: IrregularBatch, task: str, fraction: float, seed: int) -> dict:
     """Test MSE of the model and of the two trivial predictors on one draw of observed points, over
     {"all": every target point, the observed ones included (the paper's metric), "unobserved": only
     the points the predictors did not see}; for extrapolation the two are the same."""
-    generator = torch.Generator().manual_seed(seed)
-    if task == "interpolation":
-        chosen = interpolation_task(test, fraction, generator=generator)
-    else:
-        split_time = float(test.times[math.floor(EXTRAPOLATION_SPLIT * len(test.times))])
-        chosen = extrapolation_task(test, fraction, split=split_time, generator=generator)
-    with torch.no_grad():
-        predicted = torch.cat([model.predict(chosen.observed.select(torch.arange(i, min(i + 100, test.series))),
-                                             chosen.target.times) for i in range(0, test.series, 100)])
-    return compare_with_baselines(predicted, chosen, train)
+    chosen = draw(test, task, fraction, seed)
+    return compare_with_baselines(predict(model, chosen), chosen, train)
+
+
+def reconstruction(model: LatentODE, test: IrregularBatch, task: str, seed: int) -> dict:
+    """Test series 0 at 50 % observed: its observed points, every point, and the model's prediction."""
+    chosen = draw(test.select(torch.arange(1)), task, 0.5, seed)
+    return {"observed": chosen.observed, "truth": test.select(torch.arange(1)),
+            "times": chosen.target.times, "predicted": predict(model, chosen)[0]}
 
 
 class LearningCurve:
@@ -216,7 +236,7 @@ def main() -> None:
 
     started = time.perf_counter()
     batches = hopper_batches(config, args)
-    rows, timing, curves = {}, [], {}
+    rows, timing, curves, drawn = {}, [], {}, {}
     for task in args.task:
         train, test = batches[task]
         for gradient in args.gradient:
@@ -228,6 +248,7 @@ def main() -> None:
             timing.append((task, gradient, seconds, result.epochs, scores))
             if gradient == args.gradient[0]:
                 rows[task], curves[task] = scores, curve.dataset(result.history["seconds"].values)
+                drawn[task] = reconstruction(model, test, task, args.seed + 100)
     print_table(rows, args.gradient[0])
     if len(args.gradient) > 1:
         print("\nGradient methods: median seconds per epoch and test MSE x 1e-2 at 10/20/30/50% observed")
@@ -237,10 +258,13 @@ def main() -> None:
     save(xr.concat([c.expand_dims(task=[t]) for t, c in curves.items()], dim="task", join="outer"),
          args.output.with_suffix(".nc"))
     plot(curves, args.output)
+    figure = args.output.with_name(args.output.stem + "_reconstruction.png")
+    plot_reconstruction(drawn, figure)
     epochs = ", ".join(f"{task} {config['epochs'][task]}" for task in args.task)
     print(f"\nThe published numbers are the authors' (their data, 10,000 series, 300 epochs, one model per fraction); "
           f"here: {config['series']} regenerated series, one model per task trained on all four fractions, epochs: "
-          f"{epochs}. Learning curves: {args.output} (data: {args.output.with_suffix('.nc')}). "
+          f"{epochs}. Learning curves: {args.output} (data: {args.output.with_suffix('.nc')}); a reconstructed test "
+          f"series: {figure}. "
           f"Total {time.perf_counter() - started:.0f} s.")
 
 
@@ -287,6 +311,31 @@ def plot(curves: dict[str, xr.Dataset], path: Path) -> None:
             ax.set_xlabel(label)
             ax.set_ylabel("test MSE x 1e-2")
             ax.set_title(f"{task}: dashed = best trivial predictor, dotted = published", fontsize=9)
+        axes[row, 0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+
+def plot_reconstruction(drawn: dict[str, dict], path: Path) -> None:
+    """One test series per task (rows) and four of its features (columns): every point (grey), the
+    observed ones (dots) and the model's prediction at the target times (line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(drawn), len(DRAWN), figsize=(3.2 * len(DRAWN), 2.8 * len(drawn)), squeeze=False)
+    for row, (task, d) in enumerate(drawn.items()):
+        truth, observed = d["truth"], d["observed"]
+        for column, (label, feature) in enumerate(DRAWN):
+            ax = axes[row, column]
+            ax.plot(truth.times, truth.values[0, :, feature], color="0.6", lw=1, label="truth")
+            seen = observed.mask[0, :, feature] > 0
+            ax.plot(observed.times[seen], observed.values[0, seen, feature], "k.", ms=3, label="observed")
+            ax.plot(d["times"], d["predicted"][:, feature], color="C3", lw=1.2, label="latent ODE")
+            ax.set_title(f"{task}: {label}", fontsize=9)
+            ax.set_xlabel("time (s)")
         axes[row, 0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
