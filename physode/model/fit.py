@@ -17,10 +17,10 @@ from ..checks import check_count, check_fit_tolerance, check_fraction, check_rea
 from ..grad import GradientMethod
 from ..series import dataset
 from ..solve import SolverError
-from ..series.losses import check_penalty, masked_loss
+from ..series.losses import check_penalty, masked_sums
 from ..training import (
-    FitError, Fingerprint, GradientUpdate, LeastSquaresUpdate, Loop, TrainingResult, check_optimizer, check_run,
-    fingerprint, make_optimizer, train,
+    FitError, Fingerprint, GradientUpdate, Group, LeastSquaresUpdate, Loop, Partial, TrainingResult, check_optimizer,
+    check_run, fingerprint, make_optimizer, mean_of, process_group, train,
 )
 from .estimates import InitialState
 from .report import parameter_report
@@ -68,7 +68,7 @@ def fit(
     continuity: float = 1.0,
     initial_state=None, learn_initial_state: str = "all", progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None, resume: bool | str = False, callbacks: Sequence[Callable] = (),
-    seed: int = 0, max_failures: int = 5,
+    seed: int = 0, max_failures: int = 5, distributed: bool | None = None,
 ) -> FitResult:
     """Fit every free parameter of `system` (physical Parameters, learned terms, and the initial
     states of the series where they are not observed) to `data`, an xarray.Dataset of
@@ -109,6 +109,13 @@ def fit(
       `time_weight` is a lambda or local function, which a checkpoint cannot identify. A
       KeyboardInterrupt returns the result so far.
     - `callbacks`: called as callback(epoch, logs) after each epoch; a true return stops the fit.
+    - `distributed`: None (default) fits data-parallel on the ranks of torch.distributed where a
+      launcher such as torchrun started this process (or a process group is initialised), else in
+      this process; True requires the ranks; False fits in this process alone. Each rank takes its
+      share of the series of every batch; the ranks add the loss's sums and the gradients (or
+      Levenberg-Marquardt's J^T J and J^T r), so every rank takes the same steps as one process
+      would; rank 0 shows the progress, runs the callbacks and writes the checkpoint, which
+      resumes on any number of ranks.
 
     The result says why the fit stopped (`stop_reason`) and how many solves it took (`solves`).
     A first-order update whose loss or gradient is not finite, or whose solve fails, is skipped
@@ -126,6 +133,10 @@ def fit(
     series_count, time_count = next(iter(observed.values())).shape[:2]
     if time_count < 2:
         raise ValueError(f"data has {time_count} time point; a fit needs at least two")
+    group = process_group(distributed, device)
+    if series_count < group.size:
+        raise ValueError(f"data has {series_count} series for {group.size} ranks; a distributed fit needs at least "
+                         "one series per rank")
     optimizer = _choose_optimizer(optimizer, system, loss, batch_size, series_count)
     least_squares = optimizer == LEAST_SQUARES
     defaults = DEFAULTS.get(optimizer, DEFAULTS["first-order"]) if isinstance(optimizer, str) else DEFAULTS["first-order"]
@@ -163,13 +174,16 @@ def fit(
     train_weight = weight[:train_count] if weight is not None else None
     tally = _Tally()
 
-    def batch_loss(index: Tensor, run) -> Tensor:
+    def batch_loss(index: Tensor, share: Tensor, run) -> Partial:
+        if not len(share):  # a last batch with fewer series than ranks
+            return Partial(times.new_zeros(2 if nodes is None else 4))
+        index = index[share]
         batch = _Batch(index, {name: values[index] for name, values in train_observed.items()})
         start = estimates(batch.index)
         if nodes is None:
             tally.add()
             predicted = system.integrate(start, train_times, **solver)
-            return masked_loss(predicted, batch.observed, penalty, train_weight)
+            return Partial(masked_sums(predicted, batch.observed, penalty, train_weight))
         tally.count += len(windows(train_count, window))
         return shooting_loss(system, start, nodes, batch, train_times, window, continuity, penalty, train_weight,
                              solver)
@@ -178,18 +192,20 @@ def fit(
         if not validation:
             return None
         tally.add()
+        mine = group.positions(series_count, device)
         with torch.no_grad():
-            predicted = system.integrate(estimates(), times, **solver)
-        tail = {name: values[:, train_count:] for name, values in observed.items()}
-        return masked_loss({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
-                           weight[train_count:] if weight is not None else None).item()
+            predicted = system.integrate(estimates(mine), times, **solver)
+        tail = {name: values[mine, train_count:] for name, values in observed.items()}
+        sums = masked_sums({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
+                           weight[train_count:] if weight is not None else None)
+        return mean_of(group.sum(sums)).item()
 
     if least_squares:
         def problem(shoot: int | None) -> SystemResiduals:
             spans = windows(train_count, shoot) if shoot else [(0, train_count - 1)]
             unknowns = [(name, p) for name, p in system.named_parameters() if p.requires_grad]
             return SystemResiduals(system, unknowns, estimates, nodes if shoot else None, train_times, train_observed,
-                                   train_weight, spans, continuity, solver, tally.add)
+                                   train_weight, spans, continuity, solver, tally.add, group)
 
         single = problem(None)
         shot = problem(window) if window is not None else None
@@ -220,7 +236,8 @@ def fit(
         epochs = defaults["epochs"] * len(stages) if epochs is None else epochs
     else:
         deterministic = optimizer == "lbfgs" and (batch_size is None or batch_size >= series_count)
-        update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss, ftol=ftol if deterministic else 0.0)
+        update = GradientUpdate(make_optimizer(optimizer, trainable, lr), batch_loss, ftol=ftol if deterministic else 0.0,
+                                group=group)
         epochs = defaults["epochs"] if epochs is None else epochs
     loop = Loop(
         modules=modules, update=update, series=series_count, validation_loss=validation_loss,
@@ -229,12 +246,12 @@ def fit(
         message=lambda logs: _progress_message(system, logs, ftol),
         epochs=epochs, batch_size=None if least_squares else batch_size, seed=seed, patience=patience,
         max_failures=max_failures, callbacks=[_with_parameters(callback, system) for callback in callbacks],
-        progress=progress, device=device,
+        progress=progress, device=device, group=group,
     )
     result = train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint,
                    result=lambda run: _result(system, estimates, data, run, solver))
     if least_squares and not result.interrupted:
-        _warn_if_stalled(single, noise)
+        _warn_if_stalled(single, noise, group)
     return result
 
 
@@ -243,12 +260,12 @@ def _too_large(problem: SystemResiduals) -> bool:
     return max(problem.global_columns, problem.local_columns) > MAX_LEAST_SQUARES_UNKNOWNS
 
 
-def _warn_if_stalled(single: SystemResiduals, noise: float | None) -> None:
-    """Say so when the fit ends with residuals well above the noise level of the data."""
+def _warn_if_stalled(single: SystemResiduals, noise: float | None, group: Group) -> None:
+    """Say so (on rank 0) when the fit ends with residuals well above the noise level of the data."""
     with torch.no_grad():
         cost, _ = single.evaluate(jacobian=False)
     rms = (2.0 * cost) ** 0.5
-    if stalled(rms, noise):
+    if group.main and stalled(rms, noise):
         warnings.warn(f"fit: the residuals' root mean square {rms:.3g} is {rms / noise:.0f} times the noise level "
                       f"estimated from the data ({noise:.3g}): the fit may sit in a local minimum, or the model may "
                       "lack part of the physics; try other starting values, or multiple shooting (shooting=k)",

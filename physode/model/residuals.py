@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from ..odeint import odeint
 from ..sensitivity import jvp
-from ..training import NormalEquations
+from ..solve import SolverError
+from ..training import Group, NormalEquations
 from .estimates import InitialState, ShootingNodes
 
 
@@ -32,12 +33,14 @@ class SystemResiduals:
     `unknowns`: the global unknowns, (name, parameter) pairs of the system; `estimates` and
     `nodes` hold the local ones. `windows`: (first, last) time indices of each shooting window
     (one window without shooting). `solver`: method, rtol, atol and options of the solves;
-    `counted()` is called once per solve.
+    `counted()` is called once per solve. Over the ranks of `group`, each rank integrates its share
+    of the series (Group.positions) and the normal equations are summed over the ranks.
     """
 
     def __init__(self, system: nn.Module, unknowns: Sequence[tuple[str, Tensor]], estimates: InitialState,
                  nodes: ShootingNodes | None, times: Tensor, observed: Mapping[str, Tensor], weight: Tensor | None,
-                 windows: Sequence[tuple[int, int]], continuity: float, solver: Mapping, counted: Callable[[], None]):
+                 windows: Sequence[tuple[int, int]], continuity: float, solver: Mapping, counted: Callable[[], None],
+                 group: Group = Group()):
         self.system, self.estimates, self.nodes = system, estimates, nodes
         self.unknowns = list(unknowns)
         self.names = system.state_names
@@ -48,6 +51,7 @@ class SystemResiduals:
         self.sizes = {name: math.prod(shape) for name, shape in self.shapes.items()}
         free = estimates.free_entries()
         self.series = next(iter(free.values())).shape[0]
+        self.group, self.rows = group, group.positions(self.series, times.device)  # this rank's series
         # the state components fitted in at least one series: the local initial-state columns
         self.components = {name: torch.nonzero(free[name].reshape(self.series, -1).any(0)).flatten() for name in self.names}
         self.free = {name: free[name].reshape(self.series, -1)[:, self.components[name]] for name in self.names}
@@ -107,20 +111,26 @@ class SystemResiduals:
 
     # --- residuals and Jacobian ------------------------------------------------------------------
     def evaluate(self, jacobian: bool) -> tuple[float, NormalEquations | None]:
-        """(1/2 |r|^2, the normal equations where `jacobian`) at the current unknowns."""
-        residual, global_part, local_part = self.residuals(jacobian)
-        cost = 0.5 * float(residual.square().sum())
+        """(1/2 |r|^2, the normal equations where `jacobian`) at the current unknowns, over every rank's series."""
+        error = None
+        try:
+            residual, global_part, local_part = self.residuals(jacobian)
+        except SolverError as failure:
+            error = failure
+        self.group.agree(error, self.times.device)
+        cost = self.group.total(0.5 * float(residual.square().sum()), self.times)
         if not jacobian or not math.isfinite(cost):
             return cost, None
-        return cost, NormalEquations.of(residual, global_part, local_part)
+        return cost, NormalEquations.of(residual, global_part, local_part).summed(self.group, self.rows, self.series)
 
     def residuals(self, jacobian: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """r (series, rows), and where `jacobian` its global (series, rows, G) and local
-        (series, rows, L) columns."""
+        """r (series, rows) of this rank's series, and where `jacobian` its global (series, rows, G)
+        and local (series, rows, L) columns."""
         rows, global_rows, local_rows = [], [], []
         last = len(self.windows) - 1
+        n = len(self.rows)
         for k, (first, final) in enumerate(self.windows):
-            start = self.estimates() if k == 0 else self.nodes(slice(None), k)
+            start = self.estimates(self.rows) if k == 0 else self.nodes(self.rows, k)
             y0 = tuple(start[name] for name in self.names)
             times = self.times[first:final + 1]
             self.counted()
@@ -136,25 +146,25 @@ class SystemResiduals:
             for index, name in enumerate(self.names):
                 if name not in self.observed:
                     continue
-                target = self.observed[name][:, first:first + stop].reshape(self.series, stop, -1)
+                target = self.observed[name][self.rows, first:first + stop].reshape(n, stop, -1)
                 mask = torch.isfinite(target)
                 scale = self.scale[first:first + stop].reshape(1, -1, 1) * mask
-                predicted = ys[index][:stop].movedim(0, 1).reshape(self.series, stop, -1)
-                rows.append(((predicted - target.nan_to_num()) * scale).reshape(self.series, -1))
+                predicted = ys[index][:stop].movedim(0, 1).reshape(n, stop, -1)
+                rows.append(((predicted - target.nan_to_num()) * scale).reshape(n, -1))
                 if jacobian:
                     tangent = dys[index][:, :stop].movedim(0, -1).movedim(0, 1)  # (series, time, *shape, P)
-                    tangent = tangent.reshape(self.series, stop, -1, tangent.shape[-1]) * scale.unsqueeze(-1)
-                    self._columns(tangent.reshape(self.series, -1, tangent.shape[-1]), k, global_rows, local_rows)
+                    tangent = tangent.reshape(n, stop, -1, tangent.shape[-1]) * scale.unsqueeze(-1)
+                    self._columns(tangent.reshape(n, -1, tangent.shape[-1]), k, global_rows, local_rows)
             if k < last:
-                following = self.nodes(slice(None), k + 1)
-                end = torch.cat([ys[i][-1].reshape(self.series, -1) for i in range(len(self.names))], dim=1)
-                start_next = torch.cat([following[name].reshape(self.series, -1) for name in self.names], dim=1)
+                following = self.nodes(self.rows, k + 1)
+                end = torch.cat([ys[i][-1].reshape(n, -1) for i in range(len(self.names))], dim=1)
+                start_next = torch.cat([following[name].reshape(n, -1) for name in self.names], dim=1)
                 rows.append(self.continuity * (end - start_next.detach()))
                 if jacobian:
-                    tangent = torch.cat([dys[i][:, -1].reshape(dys[i].shape[0], self.series, -1)
+                    tangent = torch.cat([dys[i][:, -1].reshape(dys[i].shape[0], n, -1)
                                          for i in range(len(self.names))], dim=2).permute(1, 2, 0)
                     self._columns(self.continuity * tangent, k, global_rows, local_rows)
-                    eye = torch.eye(self.state_size, dtype=end.dtype, device=end.device).expand(self.series, -1, -1)
+                    eye = torch.eye(self.state_size, dtype=end.dtype, device=end.device).expand(n, -1, -1)
                     columns = self._node_columns(k + 1)
                     local_rows[-1][:, :, columns] -= self.continuity * eye
         residual = torch.cat(rows, dim=1)
@@ -174,14 +184,14 @@ class SystemResiduals:
         for name, p in self.unknowns:
             params[name] = eye[:, offset:offset + p.numel()].reshape(count, *p.shape)
             offset += p.numel()
-        states, row = [], self.global_columns
+        states, row, n = [], self.global_columns, len(self.rows)
         for name in self.names:
-            tangent = like.new_zeros(count, self.series, self.sizes[name])
+            tangent = like.new_zeros(count, n, self.sizes[name])
             chosen = self.components[name] if window == 0 else torch.arange(self.sizes[name], device=like.device)
             for j, component in enumerate(chosen.tolist()):
-                tangent[row + j, :, component] = self.free[name][:, j].to(like.dtype) if window == 0 else 1.0
+                tangent[row + j, :, component] = self.free[name][self.rows, j].to(like.dtype) if window == 0 else 1.0
             row += len(chosen)
-            states.append(tangent.reshape(count, self.series, *self.shapes[name]))
+            states.append(tangent.reshape(count, n, *self.shapes[name]))
         return tuple(states), params
 
     def _node_columns(self, window: int) -> slice:

@@ -12,13 +12,15 @@ estimated from the data (`noise_level`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
-from ..series.losses import masked_loss
+from ..series.losses import masked_sums
+from ..training import Partial, mean_of
 from .estimates import ShootingNodes
 
 AUTOMATIC_WINDOW = 10  # time intervals per window when a stalled fit turns to multiple shooting
@@ -55,9 +57,10 @@ def start_nodes(system, estimates, times: Tensor, observed: Mapping[str, Tensor]
     return ShootingNodes(node_starts(system, estimates, times, observed, shooting, solver))
 
 
-def shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Tensor:
+def shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Partial:
     """The loss of the windows' paths on the batch's observations, plus `continuity` times the mean
-    squared mismatch of each window's end with the next window's start."""
+    squared mismatch of each window's end with the next window's start: a Partial of the sums
+    [the data's masked_sums, the sum of the squared mismatches, their count]."""
     spans = windows(len(times), shooting)
     pieces: dict[str, list[Tensor]] = {name: [] for name in start}
     mismatch = []
@@ -71,10 +74,16 @@ def shooting_loss(system, start, nodes, batch, times, shooting, continuity, pena
             following = nodes(batch.index, k + 1)
             mismatch.append(torch.cat([(path[n][:, -1] - following[n]).reshape(len(batch.index), -1) for n in path], dim=1))
     predicted = {name: torch.cat(values, dim=1) for name, values in pieces.items()}
-    loss = masked_loss(predicted, batch.observed, penalty, weight)
-    if mismatch and continuity:
-        loss = loss + continuity * torch.cat(mismatch, dim=1).square().mean()
-    return loss
+    data = masked_sums(predicted, batch.observed, penalty, weight)
+    gaps = torch.cat(mismatch, dim=1) if mismatch else data.new_zeros(0)
+    return Partial(torch.cat([data, gaps.square().sum()[None], data.new_tensor([gaps.numel()])]),
+                   functools.partial(with_continuity, continuity))
+
+
+def with_continuity(continuity: float, sums: Tensor) -> Tensor:
+    """The loss of shooting_loss's sums: the data's mean plus `continuity` times the mean squared mismatch."""
+    data = mean_of(sums[:2])
+    return data + continuity * mean_of(sums[2:]) if continuity else data
 
 
 def noise_level(observed: Mapping[str, Tensor]) -> float | None:

@@ -18,7 +18,8 @@ from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpo
 from ..series.losses import gaussian_log_likelihood, mse
 from ..series.timegrid import integrate_series
 from ..training import (
-    GradientUpdate, Loop, TrainingResult, check_optimizer, check_run, fingerprint, make_optimizer, train,
+    GradientUpdate, Group, Loop, Partial, TrainingResult, check_optimizer, check_run, fingerprint, make_optimizer,
+    process_group, train,
 )
 from .dynamics import LatentDynamics
 from .mlp import MLP
@@ -136,13 +137,22 @@ class LatentODE(nn.Module):
         features) and the KL over the latent dims."""
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        partial = self._bounds(task, self._noise(samples, task.observed.series, generator), kl_weight, objective)
+        return partial.combine(partial.sums)
+
+    def _noise(self, samples: int, series: int, generator: torch.Generator | None) -> Tensor:
+        """The standard normal draws of the reparameterisation, (samples, series, latent)."""
+        return torch.randn((samples, series, self.latent), generator=generator, dtype=self.dtype).to(self.device)
+
+    def _bounds(self, task: Task, noise: Tensor, kl_weight: float, objective: str) -> Partial:
+        """negative_elbo as a Partial: the sums over the task's series of each draw's bound, and the
+        number of series."""
         t0, mean, std = self.posterior(task.observed, task.target.times)
-        noise = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
         prediction = self.decode(mean + std * noise, t0, task.target.times, task.target.observed)
         likelihood = gaussian_log_likelihood(prediction, task.target, self.obs_std)
         kl = (0.5 * (std.square() + mean.square() - 1) - std.log()).mean(dim=-1)
-        bounds = (likelihood - kl_weight * kl).mean(dim=-1)
-        return -(bounds.mean() if objective == "elbo" else torch.logsumexp(bounds, dim=0))
+        bounds = (likelihood - kl_weight * kl).sum(dim=-1)
+        return Partial(torch.cat([bounds, bounds.new_tensor([task.observed.series])]), COMBINE[objective])
 
     def predict(self, observed: IrregularBatch, times: Tensor) -> Tensor:
         """The prediction (series, T, features) at `times` from the posterior mean of z0."""
@@ -168,18 +178,26 @@ class LatentODE(nn.Module):
         check_fraction("extrapolation_split", extrapolation_split, closed=False)
         if points not in POINTS:
             raise ValueError(f"points must be one of {POINTS}, got {points!r}")
-        full = self._batch(data)
+        check_count("batch_size", batch_size, allow_none=True)
+        return self._evaluate(self._batch(data), task, fraction, seed, batch_size, points, extrapolation_split, Group())
+
+    def _evaluate(self, full: IrregularBatch, task: str, fraction: float, seed: int, batch_size: int | None,
+                  points: str, extrapolation_split: float, group: Group) -> float:
+        """`evaluate`, each rank predicting its share of every batch; the ranks add their sums."""
         split = _split(full, extrapolation_split) if task == "extrapolation" else None
         generator = torch.Generator().manual_seed(seed)
         size = batch_size or full.series
-        total = 0.0
+        total = torch.zeros(1, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             for first in range(0, full.series, size):
                 index = torch.arange(first, min(first + size, full.series), device=self.device)
-                chosen = self.task(full.select(index), task, fraction, split=split, generator=generator)
-                target = chosen.target if points == "all" else chosen.unobserved
-                total += float(mse(self.predict(chosen.observed, target.times), target)) * len(index)
-        return total / full.series
+                drawn = self.task(full.select(index), task, fraction, split=split, generator=generator)
+                share = group.positions(len(index), self.device)
+                if len(share):
+                    chosen = Task(drawn.observed.select(share), drawn.target.select(share))
+                    target = chosen.target if points == "all" else chosen.unobserved
+                    total += float(mse(self.predict(chosen.observed, target.times), target)) * len(share)
+        return float(group.sum(total)) / full.series
 
     def fit(self, data: xr.Dataset | IrregularBatch, *, task: str | Sequence[str] = "interpolation",
             fraction: float | Sequence[float] = 0.5,
@@ -188,7 +206,8 @@ class LatentODE(nn.Module):
             kl: KLAnnealing = KLAnnealing(), objective: str = "elbo", extrapolation_split: float = 0.5,
             keep: str = "best", validation: xr.Dataset | IrregularBatch | None = None,
             patience: int | None = None, checkpoint=None, resume: bool | str = False, progress: bool | None = None,
-            callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5) -> TrainingResult:
+            callbacks: Sequence[Callable] = (), seed: int = 0, max_failures: int = 5,
+            distributed: bool | None = None) -> TrainingResult:
         """Maximise the ELBO of the series in `data` (a Dataset (series, time, ...) with NaN = not
         observed, or an IrregularBatch) on the interpolation or extrapolation `task`, observing
         `fraction` of each series' points: redrawn for every batch (`resample`) or drawn once.
@@ -201,8 +220,10 @@ class LatentODE(nn.Module):
         for hopper). `validation` data gives the validation loss (the MSE of `evaluate`, averaged
         over the tasks and fractions), which picks the best epoch and, with `patience`, stops
         early; `keep`: "best" ends at the best epoch (by validation loss, else training loss),
-        "last" at the last epoch. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`:
-        as in physode.fit. Returns a TrainingResult whose history also holds the KL weight.
+        "last" at the last epoch. `checkpoint`, `resume`, `callbacks`, `seed`, `max_failures`,
+        `distributed` (data-parallel on torch.distributed's ranks): as in physode.fit; the observed
+        points and z0's draws of a batch are drawn as one process would, and each rank computes its
+        share of the batch's series. Returns a TrainingResult whose history also holds the KL weight.
         """
         tasks = tuple(task) if isinstance(task, (tuple, list)) else (task,)
         fractions = tuple(fraction) if isinstance(fraction, (tuple, list)) else (fraction,)
@@ -231,12 +252,14 @@ class LatentODE(nn.Module):
         check_optimizer(optimizer)
         check_run(seed, progress, callbacks, resume)
         full = self._batch(data)
+        group = process_group(distributed, self.device)
+        held_out = None if validation is None else self._batch(validation)
         split = _split(full, extrapolation_split)
         fixed = None if resample else subsample(full, fractions[0], generator=torch.Generator().manual_seed(seed))
         trainable = [p for p in self.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, trainable, lr)
 
-        def batch_loss(index: Tensor, run) -> Tensor:
+        def batch_loss(index: Tensor, share: Tensor, run) -> Partial:
             generator = torch.Generator().manual_seed(seed * 1_000_003 + run.updates)
             batch = full.select(index)
             if fixed is None:
@@ -245,13 +268,16 @@ class LatentODE(nn.Module):
                 chosen = self.task(batch, drawn, observed, split=split, generator=generator)
             else:
                 chosen = _fixed_task(fixed.select(index), batch, tasks[0], split)
-            return self.negative_elbo(chosen, samples=samples, kl_weight=kl.weight(run.epoch), objective=objective,
-                                      generator=generator)
+            noise = self._noise(samples, len(index), generator)
+            if not len(share):  # a last batch with fewer series than ranks
+                return Partial(noise.new_zeros(samples + 1), COMBINE[objective])
+            mine = Task(chosen.observed.select(share), chosen.target.select(share))
+            return self._bounds(mine, noise[:, share], kl.weight(run.epoch), objective)
 
         def validation_loss(run) -> float | None:
-            if validation is None:
+            if held_out is None:
                 return None
-            scores = [self.evaluate(validation, task=t, fraction=f, seed=seed, extrapolation_split=extrapolation_split)
+            scores = [self._evaluate(held_out, t, f, seed, None, "all", extrapolation_split, group)
                       for t in tasks for f in fractions]
             return sum(scores) / len(scores)
 
@@ -260,10 +286,11 @@ class LatentODE(nn.Module):
                     "kl": asdict(kl), "objective": objective,
                     "extrapolation_split": extrapolation_split, "keep": keep, "seed": seed, "solver": self.solver, "start": self.start, "obs_std": self.obs_std}
         loop = Loop(
-            modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr), series=full.series,
+            modules=[self], update=GradientUpdate(opt, batch_loss, lr_decay, min_lr, group=group), series=full.series,
             validation_loss=validation_loss, entries=lambda run: {"kl_weight": kl.weight(run.epoch - 1)},
             message=_message, epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
             max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device, keep=keep,
+            group=group,
         )
         data_pieces = [t.detach().cpu().double().numpy() for t in (full.times, full.values, full.mask)]
         return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint("LatentODE", data_pieces, settings, self),
@@ -301,6 +328,19 @@ class LatentODE(nn.Module):
         if not bool(batch.observed.any(dim=1).all()):
             raise ValueError("every series needs at least one observation")
         return batch
+
+
+def _negative_elbo(sums: Tensor) -> Tensor:
+    """-mean_k L_k from the sums over series of the draws' bounds, followed by the number of series."""
+    return -(sums[:-1] / sums[-1]).mean()
+
+
+def _negative_logsumexp(sums: Tensor) -> Tensor:
+    """-logsumexp_k L_k, as in Rubanova et al.'s compute_all_losses."""
+    return -torch.logsumexp(sums[:-1] / sums[-1], dim=0)
+
+
+COMBINE = {"elbo": _negative_elbo, "logsumexp": _negative_logsumexp}
 
 
 def _fixed_task(observed: IrregularBatch, batch: IrregularBatch, task: str, split: float | None) -> Task:

@@ -29,6 +29,16 @@ def masked_loss(
     predicted and observed map state names to tensors (series, time, *shape); observed is NaN where
     not observed. time_weight (time,) weighs each time point, in the numerator and the count alike.
     """
+    total, count = masked_sums(predicted, observed, penalty, time_weight)
+    return total / count.clamp_min(torch.finfo(count.dtype).tiny)
+
+
+def masked_sums(
+    predicted: Mapping[str, Tensor], observed: Mapping[str, Tensor], penalty: str | Callable[[Tensor], Tensor] = "mse",
+    time_weight: Tensor | None = None,
+) -> Tensor:
+    """[the weighted sum of the penalty, the sum of the weights] over the observed entries, of
+    which masked_loss is the ratio: sums that add up over disjoint sets of series."""
     penalty = PENALTIES[penalty] if isinstance(penalty, str) else penalty
     total, count = None, None
     for name, target in observed.items():
@@ -39,7 +49,7 @@ def masked_loss(
             weight = weight * time_weight.reshape(1, -1, *([1] * (target.ndim - 2)))
         term, n = (penalty(residual) * weight).sum(), weight.sum()
         total, count = (term, n) if total is None else (total + term, count + n)
-    return total / count.clamp_min(torch.finfo(count.dtype).tiny)
+    return torch.stack([total, count])
 
 
 def check_penalty(loss) -> str | Callable:

@@ -21,6 +21,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .distributed import Group
+
 
 @dataclass
 class NormalEquations:
@@ -46,6 +48,19 @@ class NormalEquations:
             C=torch.einsum("snl,snm->slm", Jl, Jl), gg=torch.einsum("sng,sn->g", Jg, residual),
             gl=torch.einsum("snl,sn->sl", Jl, residual), residual_norm=float(residual.norm()),
         )
+
+    def summed(self, group: Group, rows: Tensor, series: int) -> NormalEquations:
+        """The normal equations of all `series` from this rank's, whose blocks are those of the series
+        `rows`: the global blocks and the residual norms summed over the ranks, the local blocks
+        placed at their series (J^T J and J^T r summed over the ranks)."""
+        B, C, gl = (block.new_zeros(series, *block.shape[1:]) for block in (self.B, self.C, self.gl))
+        B[rows], C[rows], gl[rows] = self.B, self.C, self.gl
+        squared = self.A.new_tensor([self.residual_norm ** 2])
+        parts = [self.A, B, C, self.gg, gl, squared]
+        flat = group.sum(torch.cat([part.reshape(-1) for part in parts]))
+        A, B, C, gg, gl, squared = (piece.reshape(part.shape) for piece, part in
+                                    zip(flat.split([part.numel() for part in parts]), parts))
+        return NormalEquations(A, B, C, gg, gl, float(squared.sqrt()))
 
     @property
     def gradient(self) -> Tensor:

@@ -21,6 +21,7 @@ from ..files import check_target
 from ..checks import check_count, check_flag
 from ..solve import SolverError
 from . import store
+from .distributed import Group, RankFailed
 from .fingerprint import Fingerprint
 from .progress import progress_bar
 from .updates import StepFailed, Update
@@ -109,6 +110,8 @@ class Loop:
     parameters); `message(logs)` the progress text. `progress`: True, False, or None for a
     progress bar only when stderr is a terminal. `keep`: "best" sets the modules to the best epoch
     after fitting (lowest validation loss, else training loss), "last" leaves them at the last.
+    `group`: the ranks of a data-parallel fit (physode.training.distributed); rank 0 shows the
+    progress, runs the callbacks and writes the checkpoint, and every rank reads it to resume.
     """
 
     modules: Sequence[nn.Module]
@@ -126,6 +129,7 @@ class Loop:
     progress: bool | None = None
     device: torch.device | None = None
     keep: str = "best"
+    group: Group = Group()
 
 
 def check_run(seed, progress, callbacks, resume) -> None:
@@ -160,8 +164,10 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         run = _restore(checkpoint, fingerprint, resume, loop, generator)
+    group = loop.group
+    group.broadcast(loop.modules)
     run.keep_last = loop.keep == "last"
-    bar = progress_bar(loop.epochs, loop.progress, initial=run.epoch)
+    bar = progress_bar(loop.epochs, loop.progress if group.main else False, initial=run.epoch)
     failures, last_error = 0, None
     try:
         while run.epoch < loop.epochs and not run.stop_reason:
@@ -174,12 +180,13 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
                 snapshot = _snapshot(loop)
                 try:
                     value = loop.update(index, run)
-                except (SolverError, StepFailed, FloatingPointError) as error:
+                except (SolverError, StepFailed, FloatingPointError, RankFailed) as error:
                     failures, last_error = failures + 1, error
                     _restore_snapshot(snapshot, loop)
                     change = loop.update.recover()
-                    warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, {change}",
-                                  RuntimeWarning, stacklevel=3)
+                    if group.main:
+                        warnings.warn(f"fit: epoch {run.epoch + 1}: update skipped ({error}); parameters restored, "
+                                      f"{change}", RuntimeWarning, stacklevel=3)
                     if failures >= loop.max_failures:
                         run.stop_reason = "failed"
                         raise FitError(f"fit stopped after {failures} failed updates in a row at epoch {run.epoch + 1}; "
@@ -213,14 +220,14 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
             logs = {**entry, "epoch": run.epoch, "loss": train_loss, "val_loss": val_loss}
             if loop.update.converged:
                 run.stop_reason = f"converged: {loop.update.converged}"
-            elif any(callback(run.epoch, logs) for callback in loop.callbacks):
+            elif _callbacks_stop(loop, run.epoch, logs):
                 run.stop_reason = "callback"
             elif loop.patience is not None and run.since_best >= loop.patience:
                 run.stop_reason = f"early stopping: patience {loop.patience}"
             elif run.epoch >= loop.epochs:
                 run.stop_reason = "max_epochs"
             if checkpoint is not None:
-                _save(checkpoint, fingerprint, run, loop, generator)
+                _on_main(group, loop.device, lambda: _save(checkpoint, fingerprint, run, loop, generator))
             bar.set_postfix_str(loop.message(logs), refresh=False)
             bar.update(1)
     except KeyboardInterrupt:
@@ -232,6 +239,26 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
         raise FitError(f"fit: none of its {run.epoch} epochs had a finite loss; the last failure: {last_error}. Check "
                        "the initial parameters and the data, lower lr, or loosen rtol/atol", _finish(run, loop, result))
     return _finish(run, loop, result)
+
+
+def _on_main(group: Group, device, work: Callable[[], object]):
+    """work() on rank 0 alone; its result there (None elsewhere), and its exception on every rank."""
+    value, error = None, None
+    if group.main:
+        try:
+            value = work()
+        except Exception as failure:  # noqa: BLE001 - raised on every rank by agree
+            error = failure
+    group.agree(error, device)
+    return value
+
+
+def _callbacks_stop(loop: Loop, epoch: int, logs: dict) -> bool:
+    """Whether a callback (run on rank 0) asks to stop; every rank gets the answer."""
+    if not loop.callbacks:
+        return False
+    stop = _on_main(loop.group, loop.device, lambda: any(callback(epoch, logs) for callback in loop.callbacks))
+    return loop.group.any(bool(stop), loop.device)
 
 
 def _finish(run: Run, loop: Loop, result: Callable[[Run], object]):

@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from ..solve import SolverError
+from .distributed import Group, RankFailed
 from .least_squares import LeastSquaresProblem, LevenbergMarquardt
 
 OPTIMIZERS = {
@@ -26,6 +28,21 @@ OPTIMIZERS = {
 
 class StepFailed(RuntimeError):
     """An update whose loss or gradient is not finite."""
+
+
+def mean_of(sums: Tensor) -> Tensor:
+    """sums[0] / sums[1]: a total over a batch's entries divided by their count (or weight)."""
+    return sums[0] / sums[1].clamp_min(torch.finfo(sums.dtype).tiny)
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A batch's loss as a function of sums over its series, loss = combine(sums): each rank sums
+    over its share of the batch, and the loss of the whole batch is combine(the ranks' total).
+    The default `combine` is mean_of, for a mean over the batch's entries."""
+
+    sums: Tensor
+    combine: Callable[[Tensor], Tensor] = mean_of
 
 
 class Update(Protocol):
@@ -53,37 +70,66 @@ class Update(Protocol):
 
 
 class GradientUpdate:
-    """A torch optimiser step on `batch_loss(index, run)`; the learning rate is halved after a
-    failed update and multiplied by `lr_decay` after every epoch (not below `min_lr`). With
-    `ftol` > 0 (for a deterministic optimiser on the whole data set, such as L-BFGS) the fit has
-    converged once an epoch lowers the loss by no more than ftol relative to it."""
+    """A torch optimiser step on the loss of `batch_loss(index, share, run)`, a Partial over the
+    series index[share] of the batch `index` (`share`: this rank's positions in it, possibly none,
+    then with zero sums). Over the ranks of `group` the sums and the gradients are added, so every
+    rank takes the step of the whole batch. The learning rate is halved after a failed update and
+    multiplied by `lr_decay` after every epoch (not below `min_lr`). With `ftol` > 0 (for a
+    deterministic optimiser on the whole data set, such as L-BFGS) the fit has converged once an
+    epoch lowers the loss by no more than ftol relative to it."""
 
     objective = 0
 
     def __init__(self, optimizer: torch.optim.Optimizer, batch_loss: Callable, lr_decay: float = 1.0,
-                 min_lr: float = 0.0, ftol: float = 0.0):
+                 min_lr: float = 0.0, ftol: float = 0.0, group: Group = Group()):
         self.optimizer, self.batch_loss, self.lr_decay, self.min_lr = optimizer, batch_loss, lr_decay, min_lr
-        self.ftol, self.converged = ftol, None
+        self.ftol, self.converged, self.group = ftol, None, group
         self._losses: list[float] = []
 
     def __call__(self, index: Tensor, run) -> float:
         values = []
         trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+        share = self.group.positions(len(index), index.device)
 
         def closure():
             self.optimizer.zero_grad()
-            loss = self.batch_loss(index, run)
+            partial, error = None, None
+            try:
+                partial = self.batch_loss(index, share, run)
+            except (SolverError, FloatingPointError) as failure:
+                error = failure
+            self.group.agree(error, index.device)
+            total = self.group.sum(partial.sums.detach().clone()).requires_grad_()
+            loss = partial.combine(total)
             if not bool(torch.isfinite(loss)):
                 raise StepFailed(f"loss is {loss.item()}")
-            loss.backward()
+            (weights,) = torch.autograd.grad(loss, total)
+            try:
+                if partial.sums.requires_grad:
+                    partial.sums.backward(weights)  # this rank's part of d loss / d parameters
+            except (SolverError, FloatingPointError) as failure:
+                error = failure
+            self.group.agree(error, index.device)
+            self._sum_gradients(trainable)
             if not all(bool(torch.isfinite(p.grad).all()) for p in trainable if p.grad is not None):
                 raise StepFailed("gradient is not finite")
             values.append(loss.item())
-            return loss
+            return loss.detach()
 
         self.optimizer.step(closure)
         self._losses.append(values[0])
         return values[0]
+
+    def _sum_gradients(self, trainable: list[Tensor]) -> None:
+        """Every rank's gradients, added over the ranks in one collective."""
+        if self.group.size == 1:
+            return
+        for p in trainable:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = self.group.sum(torch.cat([p.grad.reshape(-1) for p in trainable]))
+        for p, summed in zip(trainable, flat.split([p.numel() for p in trainable])):
+            p.grad.copy_(summed.reshape(p.shape))
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "losses": list(self._losses), "converged": self.converged}
@@ -135,7 +181,7 @@ class LeastSquaresUpdate:
         return next(i for i, p in enumerate(self.problems) if p is self.problems[stage])
 
     def _method(self) -> LevenbergMarquardt:
-        return LevenbergMarquardt(*self.tolerances, recoverable=(SolverError,))
+        return LevenbergMarquardt(*self.tolerances, recoverable=(SolverError, RankFailed))
 
     @property
     def converged(self) -> str | None:
