@@ -2,8 +2,12 @@
 here, against the same fits in one process (tests/distributed_fits.py)."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +103,18 @@ def test_process_group_outside_a_launcher_is_this_process_alone(monkeypatch):
         process_group(True, torch.device("cpu"))
     with pytest.raises(TypeError, match="distributed must be None"):
         physode.systems.DampedPendulum().fit(fits.pendulum_data(2), distributed="yes")
+
+
+def test_the_example_runs_unchanged_under_torchrun():
+    """examples/distributed_fit.py on 2 ranks started by torchrun (the launcher's environment, no
+    code for it in the script) prints the fit of one process."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "distributed_fit.py"
+    command = [sys.executable, str(example), "--series", "16"]
+    launched = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *command[1:]]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outputs = [subprocess.run(c, capture_output=True, text=True, timeout=TIMEOUT, env=environment) for c in (command, launched)]
+    for output in outputs:
+        assert output.returncode == 0, output.stderr[-2000:]
+    single, ranks = ([line for line in o.stdout.splitlines() if line.startswith("  ")] for o in outputs)
+    assert "on 2 rank(s)" in outputs[1].stdout and "on 1 rank(s)" in outputs[0].stdout
+    assert ranks == single and len(single) == 3
