@@ -3,6 +3,7 @@ models and settings on both sides."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import warnings
+
 from physode.model.estimates import InitialState
+from physode.solve import SolverError
 from physode.nn import LatentODE
 from physode.series import IrregularBatch
 from physode.systems import DampedPendulum
@@ -21,6 +25,7 @@ TIMES = np.linspace(0.0, 4.0, 41)
 FIXED = {"method": "rk4", "options": {"step_size": 0.05}}
 
 
+@functools.cache
 def pendulum_data(series: int):
     """A fleet of damped pendulums (L = 0.8 m, c = 0.3 / s) from different angles, the angle observed with noise."""
     truth = DampedPendulum(length=0.8, friction=0.3)
@@ -61,6 +66,28 @@ def latent_ode() -> dict:
             "val_loss": result.history["val_loss"].values.tolist(), "loss": result.history["loss"].values.tolist()}
 
 
+def failing_once(rank: int) -> dict:
+    """Adam on 8 series whose first solve fails on `rank` alone: every rank skips that update."""
+    pendulum_data(8)  # simulated before the failing solve is put in place
+    integrate, calls = DampedPendulum.integrate, []
+
+    def fails_first(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1 and torch.distributed.get_rank() == rank:
+            raise SolverError("step size underflow", 0.5, 3)
+        return integrate(self, *args, **kwargs)
+
+    DampedPendulum.integrate = fails_first
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = adam(8)
+    finally:
+        DampedPendulum.integrate = integrate
+    skipped = [str(w.message) for w in caught if "update skipped" in str(w.message)]
+    return {**result, "skipped": skipped}
+
+
 def _flat(system) -> dict:
     return {name: value.reshape(-1).tolist() for name, value in system.parameter_values().items()}
 
@@ -87,6 +114,7 @@ def rank(rank: int, size: int, port: int, folder: str) -> None:
             InitialState.forward = forward
         results["seen"] = seen
         results["checkpointed"] = adam(8, epochs=2, checkpoint=os.path.join(folder, "fit.h5"))
+        results["failing"] = failing_once(1)
         Path(folder, f"rank{rank}.json").write_text(json.dumps(results))
     finally:
         torch.distributed.destroy_process_group()

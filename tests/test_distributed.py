@@ -95,6 +95,16 @@ def test_a_checkpoint_of_two_ranks_resumes_in_one_process(ranks):
     assert results[0]["checkpointed"] == results[1]["checkpointed"]
 
 
+def test_a_solve_failing_on_one_rank_is_skipped_by_every_rank(ranks):
+    """Rank 1's first solve fails: both ranks drop that update (rank 0 warns, naming rank 1), restore
+    the parameters and go on in step, to the same parameters."""
+    results, _ = ranks
+    zero, one = (result["failing"] for result in results)
+    assert zero["parameters"] == one["parameters"]
+    assert len(zero["skipped"]) == 1 and "failed on rank 1" in zero["skipped"][0] and one["skipped"] == []
+    assert zero["parameters"] != results[0]["adam8"]["parameters"]  # the skipped update and halved lr changed the path
+
+
 def test_process_group_outside_a_launcher_is_this_process_alone(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert process_group(None, torch.device("cpu")) == Group()
