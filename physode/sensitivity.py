@@ -32,8 +32,8 @@ class Sensitivity:
 class Jacobian:
     """The result of `jacobian`: `ts`, `ys`, and the derivatives of ys with respect to `y0`, shape
     (len(ts), *y.shape, *y0.shape), and to each parameter, `params[name]` of shape
-    (len(ts), *y.shape, *parameter.shape). For a tuple state, y0[i][j] is d ys[i] / d y0[j] and
-    params[name][i] is d ys[i] / d parameter. Entries not asked for (`wrt`) are None or absent."""
+    (len(ts), *y.shape, *parameter.shape). For a tuple state, `y0[i][j]` is d ys[i] / d y0[j] and
+    `params[name][i]` is d ys[i] / d parameter. Entries not asked for (`wrt`) are None or absent."""
 
     ts: Tensor
     ys: StateTensors

@@ -17,12 +17,12 @@ DIRECTIONS = (-1, 0, 1)
 
 @dataclass(frozen=True)
 class Event:
-    """An event of a hybrid system: the time t* where the guard g(t, y) crosses zero.
+    """An event of a hybrid system: the time `t*` where the guard g(t, y) crosses zero.
 
     `guard(t, y)` returns a tensor with one value (y as func receives it). `direction` +1 counts
     only rising crossings (g from < 0 to >= 0), -1 only falling ones, 0 both. At an event the
     integration either goes on and records it (the default), stops (`terminal`), or restarts from
-    (t*, reset(t*, y-)) with the `reset` map (a transition, e.g. a bounce v+ = -e v-).
+    `(t*, reset(t*, y-))` with the `reset` map (a transition, e.g. a bounce v+ = -e v-).
     """
 
     guard: Callable
