@@ -14,7 +14,7 @@ The test MSE is logged during training (the learning curve, every --curve-every 
 plotted against epochs and training wall time, with the trivial predictors and the published
 values as horizontal lines (--output, a PNG, and its data as netCDF next to it).
 
-    python examples/mujoco_latent_ode.py                     # fast default, about 10 minutes on 2 cores
+    python examples/mujoco_latent_ode.py                     # fast default: about 7 minutes, one thread
     python examples/mujoco_latent_ode.py --medium            # about an hour of CPU time
     python examples/mujoco_latent_ode.py --full              # the paper's scale: 10,000 series (a GPU)
     python examples/mujoco_latent_ode.py --full --resume     # continue an interrupted --full run
