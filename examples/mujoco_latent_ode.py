@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -169,19 +171,38 @@ def train_model(config: dict, train: IrregularBatch, test: IrregularBatch, task:
     return model, result, curve
 
 
-def hopper_batches(config: dict, args) -> dict[str, list[IrregularBatch]]:
-    """{task: [train, test]}: the first config["series"] series of the set, min-max scaled over all
-    SCALE_SERIES of it, split 80/20 by series; interpolation on windows of WINDOW points."""
+def hopper_sets(config: dict) -> tuple[xr.Dataset, xr.Dataset, str]:
+    """The train and test sets, the first config["series"] series of the set min-max scaled over all
+    SCALE_SERIES of it and split 80/20 by series, and a line that describes them."""
     whole = hopper(max(SCALE_SERIES, config["series"]))
     scale = MinMaxScale.fit(whole)
     train_ds, test_ds = split(scale.apply(whole.isel(series=slice(0, config["series"]))), 0.8)
-    print(f"hopper: {config['series']} series x {whole.sizes['time']} steps of 0.005 s, 14 features "
-          f"(regenerated with mujoco {whole.attrs['mujoco_version']}, not the authors' file), scaled over "
-          f"{whole.sizes['series']} series; {train_ds.sizes['series']} train, {test_ds.sizes['series']} test")
-    data = {"interpolation": [windows(d, WINDOW, args.seed + i) for i, d in enumerate((train_ds, test_ds))],
-            "extrapolation": [train_ds, test_ds]}
-    return {task: [IrregularBatch.from_dataset(d, ["qpos", "qvel"], device=args.device) for d in pair]
-            for task, pair in data.items()}
+    return train_ds, test_ds, (
+        f"hopper: {config['series']} series x {whole.sizes['time']} steps of 0.005 s, 14 features (regenerated with "
+        f"mujoco {whole.attrs['mujoco_version']}, not the authors' file), scaled over {whole.sizes['series']} series; "
+        f"{train_ds.sizes['series']} train, {test_ds.sizes['series']} test")
+
+
+def hopper_batches(config: dict, task: str, args) -> list[IrregularBatch]:
+    """[train, test] for `task`: interpolation on windows of WINDOW points, extrapolation on whole series."""
+    train_ds, test_ds, _ = hopper_sets(config)
+    pair = [windows(d, WINDOW, args.seed + i) for i, d in enumerate((train_ds, test_ds))] \
+        if task == "interpolation" else [train_ds, test_ds]
+    return [IrregularBatch.from_dataset(d, ["qpos", "qvel"], device=args.device) for d in pair]
+
+
+def run(config: dict, name: str, task: str, gradient: str, args, checkpoints: Path | None) -> dict:
+    """Train and score one model (in this process, or in one of main's worker processes): its last
+    scores, seconds per epoch, learning curve and reconstructed test series."""
+    torch.set_num_threads(args.threads)
+    train, test = hopper_batches(config, task, args)
+    checkpoint = None if checkpoints is None else checkpoints / f"hopper-{name}-{task}-{gradient}.h5"
+    print(f"training the {task} model, gradient={gradient}", flush=True)
+    model, result, curve = train_model(config, train, test, task, gradient, args, checkpoint)
+    seconds = result.history["seconds"].values
+    return {"task": task, "gradient": gradient, "scores": curve.scores[-1], "epochs": result.epochs,
+            "seconds": float(np.median(seconds)), "curve": curve.dataset(seconds),
+            "drawn": reconstruction(model, test, task, args.seed + 100)}
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -212,6 +233,8 @@ def parse_arguments() -> argparse.Namespace:
                         "<data directory>/checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue interrupted fits from their checkpoints")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (small nets run best on 1)")
+    parser.add_argument("--jobs", type=int, help="models trained at once, each in its own process (default: 2 for "
+                        "one gradient method, 1 when comparing their seconds per epoch)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -235,26 +258,23 @@ def main() -> None:
     print("settings: " + ", ".join(f"{k} {v}" for k, v in config.items()))
 
     started = time.perf_counter()
-    batches = hopper_batches(config, args)
-    rows, timing, curves, drawn = {}, [], {}, {}
-    for task in args.task:
-        train, test = batches[task]
-        for gradient in args.gradient:
-            checkpoint = None if checkpoints is None else checkpoints / f"hopper-{name}-{task}-{gradient}.h5"
-            print(f"\ntraining the {task} model, gradient={gradient}")
-            model, result, curve = train_model(config, train, test, task, gradient, args, checkpoint)
-            scores = curve.scores[-1]
-            seconds = float(np.median(result.history["seconds"].values))
-            timing.append((task, gradient, seconds, result.epochs, scores))
-            if gradient == args.gradient[0]:
-                rows[task], curves[task] = scores, curve.dataset(result.history["seconds"].values)
-                drawn[task] = reconstruction(model, test, task, args.seed + 100)
+    print(hopper_sets(config)[2])
+    models = [(task, gradient) for task in args.task for gradient in args.gradient]
+    jobs = min(args.jobs or (2 if len(args.gradient) == 1 else 1), len(models))
+    if jobs > 1:
+        print(f"{len(models)} models, {jobs} at a time, each in its own process")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(run, *zip(*[(config, name, t, g, args, checkpoints) for t, g in models])))
+    else:
+        results = [run(config, name, task, gradient, args, checkpoints) for task, gradient in models]
+    first = [r for r in results if r["gradient"] == args.gradient[0]]
+    rows, curves, drawn = ({r["task"]: r[key] for r in first} for key in ("scores", "curve", "drawn"))
     print_table(rows, args.gradient[0])
     if len(args.gradient) > 1:
         print("\nGradient methods: median seconds per epoch and test MSE x 1e-2 at 10/20/30/50% observed")
-        for task, gradient, seconds, epochs, scores in timing:
-            print(f"{task:<14}{gradient:<9}{seconds:>8.2f} s/epoch ({epochs} epochs)  "
-                  + "  ".join(f"{100 * s['all']['model']:.3f}" for s in scores))
+        for r in results:
+            print(f"{r['task']:<14}{r['gradient']:<9}{r['seconds']:>8.2f} s/epoch ({r['epochs']} epochs)  "
+                  + "  ".join(f"{100 * s['all']['model']:.3f}" for s in r["scores"]))
     save(xr.concat([c.expand_dims(task=[t]) for t, c in curves.items()], dim="task", join="outer"),
          args.output.with_suffix(".nc"))
     plot(curves, args.output)
