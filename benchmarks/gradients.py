@@ -44,18 +44,24 @@ It then prints ratios against torchdiffeq with their targets: aca time / tde-adj
 direct time / tde-odeint time (<= 1.0) and, on the damped problem, aca grad error / tde-adjoint
 grad error (<= 0.1).
 
+--sweep TOL [TOL ...] instead measures only nfe and grad error, at each rtol = atol = TOL (methods:
+aca, direct and tde-adjoint unless --methods says otherwise), and --plot PATH draws grad error
+against tolerance, log-log, one panel per problem, one line per method.
+
 Run from the repository root:
 
     python benchmarks/gradients.py                   # default run, about a minute on 2 cores
     python benchmarks/gradients.py --quick           # smoke run: tiny sizes, 1 repeat
     python benchmarks/gradients.py --problem damped --repeats 10 --markdown results.md
     python benchmarks/gradients.py --device cuda --threads 1 --rtol 1e-5 --atol 1e-7
+    python benchmarks/gradients.py --sweep 1e-4 1e-6 1e-8 --plot gradient_error.png
 
 See --help for the sizes. The test suite never imports this file.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
@@ -135,6 +141,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                    options={"method": "dopri5", "neval_max": 1_000_000}), "TorchDiffEqPack"),
 )}
 
+SWEEP_METHODS = ("aca", "direct", "tde-adjoint")
+
 # (numerator, denominator, measured quantity, target, problems it applies to)
 RATIOS = (
     ("aca", "tde-adjoint", "time", 0.8, ("mlp", "damped")),
@@ -171,18 +179,25 @@ def reference(problem: Problem, args) -> tuple[Tensor, float]:
     return tight, relative(loose, tight)
 
 
+def measure_error(problem_name: str, method: Method, ref: Tensor, args, case=None) -> tuple[Row, Problem]:
+    """One untimed run of `method` on a fresh problem at args.rtol, args.atol: the row with its nfe
+    and gradient error (None, with a note, if the run failed), and the problem."""
+    row, problem = Row(case or problem_name, method.name), PROBLEMS[problem_name](args, _batch(args, problem_name))
+    run = first_run(method, problem, args, row)
+    if run is not None:
+        row.grad_error = relative(run.grad, ref) if bool(torch.isfinite(run.grad).all()) else math.inf
+    return row, problem
+
+
 def measure_problem(problem_name: str, methods: list[Method], ref: Tensor, args) -> list[Row]:
     """Warm-up run of every method (its result gives nfe and gradient error), then --repeats rounds
     that time each method once in turn, then peak memory in subprocesses."""
     rows, timed = [], []
     for method in methods:
-        row, problem = Row(problem_name, method.name), PROBLEMS[problem_name](args, _batch(args, problem_name))
+        row, problem = measure_error(problem_name, method, ref, args)
         rows.append(row)
-        run = first_run(method, problem, args, row)
-        if run is None:
-            continue
-        row.grad_error = relative(run.grad, ref) if bool(torch.isfinite(run.grad).all()) else math.inf
-        timed.append((row, method, problem))
+        if row.grad_error is not None:
+            timed.append((row, method, problem))
     time_in_turns(timed, args)
     for row, method, _ in timed:
         if not args.no_memory:
@@ -191,6 +206,14 @@ def measure_problem(problem_name: str, methods: list[Method], ref: Tensor, args)
             if row.memory_mib is None:
                 row.notes.append(how)
     return rows
+
+
+def sweep_problem(problem_name: str, methods: list[Method], ref: Tensor, args) -> list[Row]:
+    """nfe and gradient error of every method at each --sweep tolerance (rtol = atol); the rows'
+    case is (problem, tolerance)."""
+    return [measure_error(problem_name, method, ref, argparse.Namespace(**{**vars(args), "rtol": tol, "atol": tol}),
+                          case=(problem_name, tol))[0]
+            for tol in args.sweep for method in methods]
 
 
 def run_benchmark(args) -> list[Row]:
@@ -203,7 +226,7 @@ def run_benchmark(args) -> list[Row]:
               f"from the same at {100 * args.ref_tol:g} by {check:.2e} (relative L2); "
               f"took {time.perf_counter() - start:.1f} s", flush=True)
         start = time.perf_counter()
-        rows += measure_problem(problem_name, methods, ref, args)
+        rows += (sweep_problem if args.sweep else measure_problem)(problem_name, methods, ref, args)
         print(f"{problem_name}: measured in {time.perf_counter() - start:.1f} s", flush=True)
     return rows
 
@@ -244,22 +267,88 @@ def ratio_lines(rows: list[Row]) -> list[tuple[str, str, str, str]]:
     return lines
 
 
+SWEEP_COLUMNS = ("problem", "rtol=atol", "method", "nfe fwd", "nfe bwd", "grad rel err")
+
+
+def sweep_table(rows: list[Row]) -> Table:
+    cells = [
+        (problem, f"{tol:g}", METHODS[r.method].label, fmt(r.nfe_forward, "d"), fmt(r.nfe_backward, "d"),
+         fmt(r.grad_error, ".2e"))
+        for r in rows for problem, tol in [r.case]
+    ]
+    return Table(SWEEP_COLUMNS, cells, left=(0, 2), groups=[r.case for r in rows])
+
+
+def _case(case) -> str:
+    return case if isinstance(case, str) else f"{case[0]} at {case[1]:g}"
+
+
 def format_text(rows: list[Row], args) -> str:
+    if args.sweep:
+        notes = [f"  {key}: {note}" for key, note in row_notes(rows, _case)]
+        return "\n".join([_settings(args), "", *sweep_table(rows).text(), *notes])
     summary = [f"  {p:<7} {text:<42} {value:>9}   {verdict}" for p, text, value, verdict in ratio_lines(rows)]
     return text_report([_settings(args)], table(rows), row_notes(rows), "ratios against torchdiffeq:", summary)
 
 
 def format_markdown(rows: list[Row], args) -> str:
+    if args.sweep:
+        notes = [f"- {key}: {note}" for key, note in row_notes(rows, _case)]
+        out = [f"_{_settings(args)}_", "", *sweep_table(rows).markdown(), *([""] if notes else []), *notes]
+        return "\n".join(out) + "\n"
     summary = Table(("problem", "ratio", "value", "target"), ratio_lines(rows), left=(0, 1, 3))
     return markdown_report(_settings(args), [], table(rows), row_notes(rows), summary)
 
 
 def _settings(args) -> str:
+    if args.sweep:
+        solve = f"dopri5, rtol=atol in {', '.join(f'{tol:g}' for tol in args.sweep)}"
+    else:
+        solve = f"dopri5, rtol={args.rtol:g}, atol={args.atol:g}"
     return (
-        f"dopri5, rtol={args.rtol:g}, atol={args.atol:g}; mlp: dim {args.dim}, hidden {args.hidden}, "
-        f"batch {args.batch}, {args.mlp_dtype}; damped: dim {args.damped_dim}, batch {args.damped_batch}, "
-        f"T={args.horizon:g}, float64; outputs {args.outputs}; median of {args.repeats}; {versions(args)}"
+        f"{solve}; mlp: dim {args.dim}, hidden {args.hidden}, batch {args.batch}, {args.mlp_dtype}; damped: dim "
+        f"{args.damped_dim}, batch {args.damped_batch}, T={args.horizon:g}, float64; outputs {args.outputs}; "
+        f"{'' if args.sweep else f'median of {args.repeats}; '}{versions(args)}"
     )
+
+
+STYLES = {"aca": {"linestyle": "-", "marker": "o"}, "direct": {"linestyle": ":", "marker": "x", "markersize": 9}}
+
+
+def write_plot(rows: list[Row], args) -> None:
+    """Gradient error against rtol = atol, log-log: one panel per problem, one line per method, and
+    the line y = x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {"mlp": f"mlp: neural ODE, dim {args.dim}, batch {args.batch}, {args.mlp_dtype}, T=1",
+              "damped": f"damped: dy/dt = A y, dim {args.damped_dim}, batch {args.damped_batch}, T={args.horizon:g}"}
+    fig, axes = plt.subplots(1, len(args.problems), figsize=(5.5 * len(args.problems), 4.6), squeeze=False)
+    for ax, problem in zip(axes[0], args.problems):
+        for name in args.methods:
+            points = [(r.case[1], r.grad_error) for r in rows if r.case[0] == problem and r.method == name
+                      and r.grad_error is not None and 0 < r.grad_error < math.inf]
+            if points:
+                style = STYLES.get(name, {"linestyle": "--", "marker": "s"})
+                ax.plot(*zip(*points), label=METHODS[name].label, **style)
+        ends = (min(args.sweep), max(args.sweep))
+        ax.plot(ends, ends, color="grey", linewidth=0.8, linestyle="-.", label="y = x")
+        ax.set(xscale="log", yscale="log", title=titles[problem], xlabel="rtol = atol",
+               ylabel="relative L2 error of d loss / d (parameters, y0)")
+        ax.title.set_fontsize(10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=110)
+    plt.close(fig)
+    print(f"wrote {args.plot}")
+
+
+def plot(rows: list[Row], args) -> None:
+    if args.plot:
+        write_plot(rows, args)
 
 # ----------------------------------------------------------------------------------------------
 # Command line
@@ -271,7 +360,8 @@ QUICK = dict(dim=4, hidden=8, batch=8, damped_dim=4, damped_batch=2, horizon=2.0
 def parse_args(argv: list[str] | None = None):
     p = parser(__doc__, "tiny sizes, 1 repeat", repeats=5, rtol=1e-6, atol=1e-8)
     p.add_argument("--problem", default="all", choices=["all", *PROBLEMS], help="which problem (default: all)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)} (default: all; with --sweep "
+                   f"{','.join(SWEEP_METHODS)})")
     p.add_argument("--ref-tol", type=float, default=1e-12, help="rtol = atol of the float64 reference")
     p.add_argument("--dim", type=int, default=32, help="mlp state dimension")
     p.add_argument("--hidden", type=int, default=64, help="mlp hidden width")
@@ -282,8 +372,17 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--horizon", type=float, default=10.0, help="damped problem: t in [0, horizon]")
     p.add_argument("--outputs", type=int, default=1, help="output times after t0 that enter the loss")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--sweep", nargs="+", type=float, metavar="TOL",
+                   help="measure only nfe and grad error, at each rtol = atol = TOL")
+    p.add_argument("--plot", metavar="PATH", help="with --sweep: PNG plot of grad error against tolerance")
     args = parse(p, argv, QUICK)
-    args.methods = choices(p, "methods", args.methods, METHODS)
+    args.methods = choices(p, "methods", args.methods or ",".join(SWEEP_METHODS if args.sweep else METHODS), METHODS)
+    if args.sweep is not None:
+        if min(args.sweep) <= 0:
+            p.error("--sweep tolerances must be positive")
+        args.sweep = sorted(set(args.sweep), reverse=True)
+    if args.plot and not args.sweep:
+        p.error("--plot needs --sweep")
     args.problems = list(PROBLEMS) if args.problem == "all" else [args.problem]
     if args.damped_dim < 3:
         p.error("--damped-dim must be at least 3")
@@ -291,4 +390,4 @@ def parse_args(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    run_command(parse_args(), child_main, run_benchmark, format_text, format_markdown)
+    run_command(parse_args(), child_main, run_benchmark, format_text, format_markdown, finish=plot)
