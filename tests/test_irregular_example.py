@@ -43,3 +43,12 @@ def test_example_runs_and_writes_its_plot(tmp_path, monkeypatch, capsys):
     for line in ("interpolation, all", "interpolation, unobserved", "extrapolation, all", "[7.5, 10]"):
         assert line in printed
     assert output.stat().st_size > 10_000
+
+
+def test_window_mse_of_a_shifted_sine():
+    """A sine shifted by 0.1 everywhere scores 0.01 in every window; a prediction equal to the truth 0."""
+    example = load_example()
+    times = torch.linspace(0.0, 8.0, 801, dtype=torch.float64)
+    truth = torch.sin(2 * math.pi * times)[None]
+    assert example.window_mse(truth + 0.1, truth, times, 4) == pytest.approx([0.01] * 4, rel=1e-12)
+    assert example.window_mse(truth, truth, times, 4) == [0.0] * 4
