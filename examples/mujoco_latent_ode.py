@@ -14,7 +14,7 @@ The test MSE is logged during training (the learning curve, every --curve-every 
 plotted against epochs and training wall time, with the trivial predictors and the published
 values as horizontal lines (--output, a PNG, and its data as netCDF next to it).
 
-    python examples/mujoco_latent_ode.py                     # fast default: about 7 minutes, one thread
+    python examples/mujoco_latent_ode.py                     # fast default: about 7 minutes on 2 cores
     python examples/mujoco_latent_ode.py --medium            # about an hour of CPU time
     python examples/mujoco_latent_ode.py --full              # the paper's scale: 10,000 series (a GPU)
     python examples/mujoco_latent_ode.py --full --resume     # continue an interrupted --full run
@@ -58,7 +58,7 @@ DRAWN = (("rootz (height)", 1), ("rooty (pitch)", 2), ("knee angle", 5), ("rootx
 REFERENCE = {"batch": 50, "lr": 1e-2, "latent": 15, "encoder_hidden": 30, "cell": "gaussian", "kl_wait": 10,
              "objective": "logsumexp", "keep": "last", "init": "normal", "obs_std": 1e-3, "start": "first"}
 CONFIGS = {
-    "fast": {**REFERENCE, "series": 1000, "epochs": {"interpolation": 120, "extrapolation": 80},
+    "fast": {**REFERENCE, "series": 1000, "epochs": {"interpolation": 240, "extrapolation": 280},
              "encoder_units": (100,), "units": (100, 100)},
     "medium": {**REFERENCE, "series": 3000, "epochs": {"interpolation": 150, "extrapolation": 150},
                "encoder_units": (100, 100), "units": (100, 100)},
