@@ -1,9 +1,8 @@
-"""Data-parallel fits on torch.distributed: 2 ranks with the gloo backend on 127.0.0.1, spawned
-here, against the same fits in one process (tests/distributed_fits.py)."""
+"""Data-parallel fits on torch.distributed: 2 ranks with the gloo backend on the loopback interface,
+spawned here, against the same fits in one process (tests/distributed_fits.py)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ RANKS = 2
 TIMEOUT = 240  # seconds for the ranks' whole session
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """The results of every fit on each of 2 ranks, and the folder of their checkpoint."""
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available in this build")
     folder = tmp_path_factory.mktemp("ranks")
-    context = torch.multiprocessing.start_processes(fits.rank, args=(RANKS, free_port(), str(folder)), nprocs=RANKS,
+    context = torch.multiprocessing.start_processes(fits.rank, args=(RANKS, str(folder)), nprocs=RANKS,
                                                     join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT
     while not context.join(timeout=1.0):
@@ -103,6 +96,13 @@ def test_a_solve_failing_on_one_rank_is_skipped_by_every_rank(ranks):
     assert zero["parameters"] == one["parameters"]
     assert len(zero["skipped"]) == 1 and "failed on rank 1" in zero["skipped"][0] and one["skipped"] == []
     assert zero["parameters"] != results[0]["adam8"]["parameters"]  # the skipped update and halved lr changed the path
+
+
+def test_ranks_given_different_data_are_refused(ranks):
+    """Every rank must pass the whole data set: rank 0 with 8 series and rank 1 with 9 both raise."""
+    results, _ = ranks
+    for result in results:
+        assert "ranks were given different fits" in result["mismatched"]
 
 
 def test_process_group_outside_a_launcher_is_this_process_alone(monkeypatch):

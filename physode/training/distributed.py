@@ -71,6 +71,19 @@ class Group:
         if mark.item() > 0:
             raise RankFailed(f"the update failed on rank {self.size - int(mark.item())}")
 
+    def check_same(self, digest: str, device: torch.device | None = None) -> None:
+        """A ValueError on every rank unless all ranks pass the same fit digest (Fingerprint.digest):
+        each rank must hold the whole data set and the same settings."""
+        if self.size == 1:
+            return
+        value = int(digest[:12] or "0", 16)
+        bounds = torch.tensor([value, -value], dtype=torch.int64, device=device)
+        torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)
+        if int(bounds[0]) != -int(bounds[1]):
+            raise ValueError("the ranks were given different fits (other data, model or settings): in a distributed "
+                             "fit every rank passes the whole data set and the same arguments, and physode shares the "
+                             "series out among the ranks")
+
     def broadcast(self, modules: Sequence[nn.Module]) -> None:
         """Give every rank rank 0's parameters and buffers."""
         if self.size > 1:

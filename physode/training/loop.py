@@ -160,6 +160,7 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
     """
     if checkpoint is not None:
         check_target("checkpoint", checkpoint)
+    loop.group.check_same(fingerprint.digest, loop.device)
     generator = torch.Generator().manual_seed(loop.seed)
     run = Run()
     if checkpoint is not None and resume and os.path.exists(checkpoint):
