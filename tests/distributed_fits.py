@@ -43,12 +43,12 @@ def least_squares() -> dict:
     return {"parameters": _flat(system), "initial": result.initial_state["angular_velocity"].values.tolist()}
 
 
-def adam(series: int, epochs: int = 4, checkpoint: str | None = None, resume: bool = False) -> dict:
+def adam(series: int, epochs: int = 4, checkpoint: str | None = None, resume: bool = False, **settings) -> dict:
     """Adam on batches of 3 series (the last batch smaller), float64."""
     system = DampedPendulum()
-    system.fit(pendulum_data(series), optimizer="adam", lr=0.05, batch_size=3, epochs=epochs, progress=False,
-               checkpoint=checkpoint, resume=resume, **FIXED)
-    return {"parameters": _flat(system)}
+    result = system.fit(pendulum_data(series), optimizer="adam", lr=0.05, batch_size=3, epochs=epochs, progress=False,
+                        checkpoint=checkpoint, resume=resume, **FIXED, **settings)
+    return {"parameters": _flat(system), "loss": result.history["loss"].values.tolist()}
 
 
 def latent_ode() -> dict:
@@ -88,13 +88,16 @@ def failing_once(rank: int) -> dict:
     return {**result, "skipped": skipped}
 
 
-def mismatched(rank: int) -> str:
-    """The error of a fit to which each rank passes other data."""
-    try:
-        adam(8 + rank)
-    except ValueError as error:
-        return str(error)
-    return ""
+def mismatched(rank: int, folder: str) -> list[str]:
+    """The errors of fits to which each rank passes other data, or a checkpoint on rank 0 alone."""
+    errors = []
+    for settings in ({"series": 8 + rank}, {"series": 8, "checkpoint": os.path.join(folder, "r.h5") if rank == 0 else None}):
+        try:
+            adam(**settings)
+            errors.append("")
+        except ValueError as error:
+            errors.append(str(error))
+    return errors
 
 
 def _flat(system) -> dict:
@@ -127,7 +130,8 @@ def rank(rank: int, size: int, folder: str) -> None:
         results["seen"] = seen
         results["checkpointed"] = adam(8, epochs=2, checkpoint=os.path.join(folder, "fit.h5"))
         results["failing"] = failing_once(1)
-        results["mismatched"] = mismatched(rank)
+        results["mismatched"] = mismatched(rank, folder)
+        results["shooting"] = adam(7, shooting=8)
         Path(folder, f"rank{rank}.json").write_text(json.dumps(results))
     finally:
         torch.distributed.destroy_process_group()

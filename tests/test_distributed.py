@@ -98,11 +98,21 @@ def test_a_solve_failing_on_one_rank_is_skipped_by_every_rank(ranks):
     assert zero["parameters"] != results[0]["adam8"]["parameters"]  # the skipped update and halved lr changed the path
 
 
-def test_ranks_given_different_data_are_refused(ranks):
-    """Every rank must pass the whole data set: rank 0 with 8 series and rank 1 with 9 both raise."""
+def test_ranks_given_different_data_or_settings_are_refused(ranks):
+    """Every rank passes the whole data set and the same arguments: rank 0 with 8 series and rank 1
+    with 9, or a checkpoint given to rank 0 alone, raise on both ranks instead of waiting forever."""
     results, _ = ranks
     for result in results:
-        assert "ranks were given different fits" in result["mismatched"]
+        assert all("ranks were given different fits" in message for message in result["mismatched"])
+
+
+def test_multiple_shooting_with_an_idle_rank_takes_the_steps_of_one_process(ranks):
+    """7 series in batches of 3 with shooting windows: the idle rank's zero sums carry the continuity term's combine."""
+    results, _ = ranks
+    single = fits.adam(7, shooting=8)
+    for result in results:
+        assert_same(result["shooting"]["parameters"], single["parameters"], 1e-10)
+        np.testing.assert_allclose(result["shooting"]["loss"], single["loss"], rtol=1e-10)
 
 
 def test_process_group_outside_a_launcher_is_this_process_alone(monkeypatch):

@@ -3,6 +3,7 @@ shooting, validation and early stopping, progress, and checkpoints that survive 
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,7 +26,9 @@ from ..training import (
 from .estimates import InitialState
 from .report import parameter_report
 from .residuals import SystemResiduals
-from .shooting import AUTOMATIC_WINDOW, noise_level, shooting_loss, node_starts, stalled, start_nodes, windows
+from .shooting import (
+    AUTOMATIC_WINDOW, noise_level, node_starts, shooting_loss, stalled, start_nodes, windows, with_continuity,
+)
 
 
 @dataclass(kw_only=True)
@@ -175,8 +178,9 @@ def fit(
     tally = _Tally()
 
     def batch_loss(index: Tensor, share: Tensor, run) -> Partial:
-        if not len(share):  # a last batch with fewer series than ranks
-            return Partial(times.new_zeros(2 if nodes is None else 4))
+        if not len(share):  # a last batch with fewer series than ranks: zero sums, the same combine
+            return Partial(times.new_zeros(2)) if nodes is None else \
+                Partial(times.new_zeros(4), functools.partial(with_continuity, continuity))
         index = index[share]
         batch = _Batch(index, {name: values[index] for name, values in train_observed.items()})
         start = estimates(batch.index)
@@ -192,9 +196,13 @@ def fit(
         if not validation:
             return None
         tally.add()
-        mine = group.positions(series_count, device)
-        with torch.no_grad():
-            predicted = system.integrate(estimates(mine), times, **solver)
+        mine, predicted, error = group.positions(series_count, device), None, None
+        try:
+            with torch.no_grad():
+                predicted = system.integrate(estimates(mine), times, **solver)
+        except SolverError as failure:
+            error = failure
+        group.agree(error, device)
         tail = {name: values[mine, train_count:] for name, values in observed.items()}
         sums = masked_sums({n: p[:, train_count:] for n, p in predicted.items()}, tail, penalty,
                            weight[train_count:] if weight is not None else None)

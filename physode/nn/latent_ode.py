@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..checks import check_count, check_fraction, check_real, check_time_array
 from ..grad import GradientMethod
+from ..solve import SolverError
 from ..series.irregular import IrregularBatch, Task, extrapolation_task, interpolation_task, series_variables, subsample
 from ..series.losses import gaussian_log_likelihood, mse
 from ..series.timegrid import integrate_series
@@ -187,16 +188,20 @@ class LatentODE(nn.Module):
         split = _split(full, extrapolation_split) if task == "extrapolation" else None
         generator = torch.Generator().manual_seed(seed)
         size = batch_size or full.series
-        total = torch.zeros(1, dtype=torch.float64, device=self.device)
+        total, error = torch.zeros(1, dtype=torch.float64, device=self.device), None
         with torch.no_grad():
             for first in range(0, full.series, size):
                 index = torch.arange(first, min(first + size, full.series), device=self.device)
                 drawn = self.task(full.select(index), task, fraction, split=split, generator=generator)
                 share = group.positions(len(index), self.device)
-                if len(share):
+                if len(share) and error is None:
                     chosen = Task(drawn.observed.select(share), drawn.target.select(share))
                     target = chosen.target if points == "all" else chosen.unobserved
-                    total += float(mse(self.predict(chosen.observed, target.times), target)) * len(share)
+                    try:
+                        total += float(mse(self.predict(chosen.observed, target.times), target)) * len(share)
+                    except SolverError as failure:
+                        error = failure
+        group.agree(error, self.device)
         return float(group.sum(total)) / full.series
 
     def fit(self, data: xr.Dataset | IrregularBatch, *, task: str | Sequence[str] = "interpolation",
@@ -292,7 +297,8 @@ class LatentODE(nn.Module):
             max_failures=max_failures, callbacks=callbacks, progress=progress, device=self.device, keep=keep,
             group=group,
         )
-        data_pieces = [t.detach().cpu().double().numpy() for t in (full.times, full.values, full.mask)]
+        data_pieces = [t.detach().cpu().double().numpy() for batch in (full, held_out) if batch is not None
+                       for t in (batch.times, batch.values, batch.mask)]
         return train(loop, checkpoint=checkpoint, resume=resume, fingerprint=fingerprint("LatentODE", data_pieces, settings, self),
                      result=lambda run: TrainingResult(**TrainingResult.fields(run)))
 

@@ -13,6 +13,7 @@ the ranks and sets the environment that torch.distributed.init_process_group rea
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,14 +52,18 @@ class Group:
         """The sum of a number over the ranks (float64, on the device of `like`)."""
         return float(self.sum(torch.tensor([value], dtype=torch.float64, device=like.device)))
 
+    def count(self, flag: bool, device: torch.device | None = None) -> int:
+        """On how many ranks `flag` is true."""
+        return round(self.total(float(flag), torch.empty(0, device=device)))
+
     def any(self, flag: bool, device: torch.device | None = None) -> bool:
         """Whether `flag` is true on some rank."""
-        return self.total(float(flag), torch.empty(0, device=device)) > 0
+        return self.count(flag, device) > 0
 
     def agree(self, error: BaseException | None, device: torch.device | None = None) -> None:
         """Raise on every rank when the work just done failed on some rank: `error` where it failed,
         RankFailed naming the first rank that failed elsewhere (so that no rank waits forever in
-        the next collective for one that has left)."""
+        the next collective for one that has left). `error` may be a KeyboardInterrupt."""
         if self.size == 1:
             if error is not None:
                 raise error
@@ -69,7 +74,7 @@ class Group:
         if error is not None:
             raise error
         if mark.item() > 0:
-            raise RankFailed(f"the update failed on rank {self.size - int(mark.item())}")
+            raise RankFailed(f"it failed on rank {self.size - int(mark.item())}")
 
     def check_same(self, digest: str, device: torch.device | None = None) -> None:
         """A ValueError on every rank unless all ranks pass the same fit digest (Fingerprint.digest):
@@ -95,15 +100,17 @@ class Group:
 def process_group(distributed: bool | None, device: torch.device) -> Group:
     """The ranks a fit runs on. `distributed`: None, the group of torch.distributed where one is
     initialised or where a launcher's environment (WORLD_SIZE > 1, MASTER_ADDR) says there is one,
-    joined with the "nccl" backend on CUDA and "gloo" on the CPU; else this process alone. True:
-    that group, or a ValueError where there is none. False: this process alone."""
+    joined with the "gloo" backend for CPU tensors and, for a fit on CUDA, "nccl" for CUDA tensors
+    (and left at the interpreter's exit); else this process alone. True: that group, or a
+    ValueError where there is none. False: this process alone."""
     if distributed is False:
         return Group()
     if not isinstance(distributed, (bool, type(None))):
         raise TypeError(f"distributed must be None (automatic), True or False, got {distributed!r}")
     available = torch.distributed.is_available()
     if available and not torch.distributed.is_initialized() and _launched():
-        torch.distributed.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
+        torch.distributed.init_process_group("cpu:gloo,cuda:nccl" if torch.device(device).type == "cuda" else "gloo")
+        atexit.register(_leave)
     if not (available and torch.distributed.is_initialized()):
         if distributed:
             raise ValueError("distributed=True, but torch.distributed has no process group and no launcher set "
@@ -112,6 +119,12 @@ def process_group(distributed: bool | None, device: torch.device) -> Group:
         return Group()
     size = torch.distributed.get_world_size()
     return Group(torch.distributed.get_rank(), size) if size > 1 else Group()
+
+
+def _leave() -> None:
+    """Leave the group physode joined, so that no rank aborts at exit with the group still open."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _launched() -> bool:

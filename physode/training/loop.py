@@ -5,6 +5,7 @@ checkpoints that resume exactly where an interrupted run stopped."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import time
@@ -160,12 +161,25 @@ def train(loop: Loop, *, checkpoint=None, resume: bool | str = False, fingerprin
     """
     if checkpoint is not None:
         check_target("checkpoint", checkpoint)
-    loop.group.check_same(fingerprint.digest, loop.device)
+    group = loop.group
+    # the settings that decide which collectives a rank takes part in must agree, as must the fit
+    control = (loop.series, loop.epochs, loop.batch_size, loop.seed, loop.patience, loop.max_failures, loop.keep,
+               len(loop.callbacks), checkpoint is not None, bool(resume))
+    group.check_same(hashlib.sha256(f"{fingerprint.digest}{control}".encode()).hexdigest(), loop.device)
     generator = torch.Generator().manual_seed(loop.seed)
     run = Run()
-    if checkpoint is not None and resume and os.path.exists(checkpoint):
-        run = _restore(checkpoint, fingerprint, resume, loop, generator)
-    group = loop.group
+    found = checkpoint is not None and bool(resume) and os.path.exists(checkpoint)
+    holders = group.count(found, loop.device)
+    if 0 < holders < group.size:
+        raise ValueError(f"the checkpoint {os.fspath(checkpoint)} exists for {holders} of the {group.size} ranks: to "
+                         "resume, every rank must read it (a filesystem shared by the ranks)")
+    if holders:
+        error = None
+        try:
+            run = _restore(checkpoint, fingerprint, resume, loop, generator)
+        except (ValueError, OSError) as failure:
+            error = failure
+        group.agree(error, loop.device)
     group.broadcast(loop.modules)
     run.keep_last = loop.keep == "last"
     bar = progress_bar(loop.epochs, loop.progress if group.main else False, initial=run.epoch)
@@ -248,7 +262,7 @@ def _on_main(group: Group, device, work: Callable[[], object]):
     if group.main:
         try:
             value = work()
-        except Exception as failure:  # noqa: BLE001 - raised on every rank by agree
+        except BaseException as failure:  # noqa: BLE001 - raised on every rank by agree
             error = failure
     group.agree(error, device)
     return value
