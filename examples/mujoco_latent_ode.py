@@ -183,19 +183,19 @@ def hopper_sets(config: dict) -> tuple[xr.Dataset, xr.Dataset, str]:
         f"{train_ds.sizes['series']} train, {test_ds.sizes['series']} test")
 
 
-def hopper_batches(config: dict, task: str, args) -> list[IrregularBatch]:
-    """[train, test] for `task`: interpolation on windows of WINDOW points, extrapolation on whole series."""
-    train_ds, test_ds, _ = hopper_sets(config)
-    pair = [windows(d, WINDOW, args.seed + i) for i, d in enumerate((train_ds, test_ds))] \
-        if task == "interpolation" else [train_ds, test_ds]
+def hopper_batches(sets: tuple[xr.Dataset, xr.Dataset], task: str, args) -> list[IrregularBatch]:
+    """[train, test] for `task` from the train and test sets: interpolation on windows of WINDOW
+    points, extrapolation on whole series."""
+    pair = [windows(d, WINDOW, args.seed + i) for i, d in enumerate(sets)] if task == "interpolation" else list(sets)
     return [IrregularBatch.from_dataset(d, ["qpos", "qvel"], device=args.device) for d in pair]
 
 
-def run(config: dict, name: str, task: str, gradient: str, args, checkpoints: Path | None) -> dict:
-    """Train and score one model (in this process, or in one of main's worker processes): its last
-    scores, seconds per epoch, learning curve and reconstructed test series."""
+def run(config: dict, name: str, task: str, gradient: str, args, checkpoints: Path | None,
+        sets: tuple[xr.Dataset, xr.Dataset]) -> dict:
+    """Train and score one model on the train and test `sets` (in this process, or in one of main's
+    worker processes): its last scores, seconds per epoch, learning curve and reconstructed test series."""
     torch.set_num_threads(args.threads)
-    train, test = hopper_batches(config, task, args)
+    train, test = hopper_batches(sets, task, args)
     checkpoint = None if checkpoints is None else checkpoints / f"hopper-{name}-{task}-{gradient}.h5"
     print(f"training the {task} model, gradient={gradient}", flush=True)
     model, result, curve = train_model(config, train, test, task, gradient, args, checkpoint)
@@ -258,15 +258,16 @@ def main() -> None:
     print("settings: " + ", ".join(f"{k} {v}" for k, v in config.items()))
 
     started = time.perf_counter()
-    print(hopper_sets(config)[2])
+    *sets, description = hopper_sets(config)
+    print(description)
     models = [(task, gradient) for task in args.task for gradient in args.gradient]
     jobs = min(args.jobs or (2 if len(args.gradient) == 1 else 1), len(models))
     if jobs > 1:
         print(f"{len(models)} models, {jobs} at a time, each in its own process")
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(run, *zip(*[(config, name, t, g, args, checkpoints) for t, g in models])))
+            results = list(pool.map(run, *zip(*[(config, name, t, g, args, checkpoints, sets) for t, g in models])))
     else:
-        results = [run(config, name, task, gradient, args, checkpoints) for task, gradient in models]
+        results = [run(config, name, task, gradient, args, checkpoints, sets) for task, gradient in models]
     first = [r for r in results if r["gradient"] == args.gradient[0]]
     rows, curves, drawn = ({r["task"]: r[key] for r in first} for key in ("scores", "curve", "drawn"))
     print_table(rows, args.gradient[0])

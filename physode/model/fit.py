@@ -27,7 +27,7 @@ from .estimates import InitialState
 from .report import parameter_report
 from .residuals import SystemResiduals
 from .shooting import (
-    AUTOMATIC_WINDOW, noise_level, node_starts, shooting_loss, stalled, start_nodes, windows, with_continuity,
+    AUTOMATIC_WINDOW, noise_level, node_starts, shooting_sums, stalled, start_nodes, windows, with_continuity,
 )
 
 
@@ -176,21 +176,21 @@ def fit(
         time_weight=time_weight if callable(time_weight) else None))
     train_weight = weight[:train_count] if weight is not None else None
     tally = _Tally()
+    combine = mean_of if nodes is None else functools.partial(with_continuity, continuity)
 
     def batch_loss(index: Tensor, share: Tensor, run) -> Partial:
-        if not len(share):  # a last batch with fewer series than ranks: zero sums, the same combine
-            return Partial(times.new_zeros(2)) if nodes is None else \
-                Partial(times.new_zeros(4), functools.partial(with_continuity, continuity))
+        if not len(share):  # a last batch with fewer series than ranks: zero sums
+            return Partial(times.new_zeros(2 if nodes is None else 4), combine)
         index = index[share]
         batch = _Batch(index, {name: values[index] for name, values in train_observed.items()})
         start = estimates(batch.index)
         if nodes is None:
             tally.add()
             predicted = system.integrate(start, train_times, **solver)
-            return Partial(masked_sums(predicted, batch.observed, penalty, train_weight))
+            return Partial(masked_sums(predicted, batch.observed, penalty, train_weight), combine)
         tally.count += len(windows(train_count, window))
-        return shooting_loss(system, start, nodes, batch, train_times, window, continuity, penalty, train_weight,
-                             solver)
+        return Partial(shooting_sums(system, start, nodes, batch, train_times, window, penalty, train_weight, solver),
+                       combine)
 
     def validation_loss(run) -> float | None:
         if not validation:

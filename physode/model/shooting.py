@@ -12,7 +12,6 @@ estimated from the data (`noise_level`).
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Mapping
 
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..series.losses import masked_sums
-from ..training import Partial, mean_of
+from ..training import mean_of
 from .estimates import ShootingNodes
 
 AUTOMATIC_WINDOW = 10  # time intervals per window when a stalled fit turns to multiple shooting
@@ -57,10 +56,10 @@ def start_nodes(system, estimates, times: Tensor, observed: Mapping[str, Tensor]
     return ShootingNodes(node_starts(system, estimates, times, observed, shooting, solver))
 
 
-def shooting_loss(system, start, nodes, batch, times, shooting, continuity, penalty, weight, solver) -> Partial:
-    """The loss of the windows' paths on the batch's observations, plus `continuity` times the mean
-    squared mismatch of each window's end with the next window's start: a Partial of the sums
-    [the data's masked_sums, the sum of the squared mismatches, their count]."""
+def shooting_sums(system, start, nodes, batch, times, shooting, penalty, weight, solver) -> Tensor:
+    """The sums of the windows' paths on the batch's observations, [the data's masked_sums, the sum
+    of the squared mismatches of each window's end with the next window's start, their count],
+    whose loss is with_continuity."""
     spans = windows(len(times), shooting)
     pieces: dict[str, list[Tensor]] = {name: [] for name in start}
     mismatch = []
@@ -76,12 +75,11 @@ def shooting_loss(system, start, nodes, batch, times, shooting, continuity, pena
     predicted = {name: torch.cat(values, dim=1) for name, values in pieces.items()}
     data = masked_sums(predicted, batch.observed, penalty, weight)
     gaps = torch.cat(mismatch, dim=1) if mismatch else data.new_zeros(0)
-    return Partial(torch.cat([data, gaps.square().sum()[None], data.new_tensor([gaps.numel()])]),
-                   functools.partial(with_continuity, continuity))
+    return torch.cat([data, gaps.square().sum()[None], data.new_tensor([gaps.numel()])])
 
 
 def with_continuity(continuity: float, sums: Tensor) -> Tensor:
-    """The loss of shooting_loss's sums: the data's mean plus `continuity` times the mean squared mismatch."""
+    """The loss of shooting_sums: the data's mean plus `continuity` times the mean squared mismatch."""
     data = mean_of(sums[:2])
     return data + continuity * mean_of(sums[2:]) if continuity else data
 

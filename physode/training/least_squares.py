@@ -52,7 +52,9 @@ class NormalEquations:
     def summed(self, group: Group, rows: Tensor, series: int) -> NormalEquations:
         """The normal equations of all `series` from this rank's, whose blocks are those of the series
         `rows`: the global blocks and the residual norms summed over the ranks, the local blocks
-        placed at their series (J^T J and J^T r summed over the ranks)."""
+        placed at their series (J^T J and J^T r summed over the ranks). In one process, these."""
+        if group.size == 1:
+            return self
         B, C, gl = (block.new_zeros(series, *block.shape[1:]) for block in (self.B, self.C, self.gl))
         B[rows], C[rows], gl[rows] = self.B, self.C, self.gl
         squared = self.A.new_tensor([self.residual_norm ** 2])
